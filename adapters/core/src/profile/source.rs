@@ -1,0 +1,266 @@
+//! The text a profile was read from, and how to point into it.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::ProfileError;
+
+/// The file a profile came from: its path and full text, kept so that any later check (the
+/// adapter's protocol section, the gateway's cross-checks) can point at a line.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSource {
+    path: PathBuf,
+    text: Arc<str>,
+}
+
+impl ProfileSource {
+    /// Wraps a file's path and text.
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
+        Self {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// An error about the field at `field` (a path like `parameters[2].range`), located at that
+    /// field's value when the file has it, or at the file when it does not.
+    pub fn error_at(&self, field: &str, message: impl Into<String>) -> ProfileError {
+        let span = DeTable::parse(&self.text)
+            .ok()
+            .and_then(|root| span_of_path(&root, field));
+        self.error_with_span(Some(field.to_owned()), span, message.into())
+    }
+
+    /// An error from deserializing part of this file: located by the error's span, with the
+    /// field named by the innermost key whose value holds that span.
+    pub fn error_from_toml(&self, err: &toml::de::Error) -> ProfileError {
+        let span = err.span();
+        let field = span.clone().and_then(|span| {
+            DeTable::parse(&self.text)
+                .ok()
+                .and_then(|root| field_at_span(&root, &span))
+        });
+        self.error_with_span(field, span, err.message().trim().to_owned())
+    }
+
+    /// Deserializes the top-level table named `key` (an adapter's protocol section) into `T`,
+    /// with every error located in this file.
+    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ProfileError> {
+        let root = DeTable::parse(&self.text).map_err(|e| self.error_from_toml(&e))?;
+        let Some(value) = root.get_ref().get(key) else {
+            return Err(self.error_with_span(
+                Some(key.to_owned()),
+                None,
+                format!("missing section `[{key}]`; a `{key}` profile describes its device's protocol mapping there"),
+            ));
+        };
+        T::deserialize(toml::de::ValueDeserializer::from(value.clone()))
+            .map_err(|e| self.error_from_toml(&e))
+    }
+
+    fn error_with_span(
+        &self,
+        field: Option<String>,
+        span: Option<Range<usize>>,
+        message: String,
+    ) -> ProfileError {
+        let located = span.map(|span| self.line_and_column(span.start));
+        ProfileError {
+            file: self.path.clone(),
+            line: located.as_ref().map(|l| l.0),
+            column: located.as_ref().map(|l| l.1),
+            field,
+            message,
+            snippet: located.map(|l| l.2),
+        }
+    }
+
+    /// 1-based line and column of a byte offset, and the text of that line.
+    fn line_and_column(&self, offset: usize) -> (usize, usize, String) {
+        let offset = offset.min(self.text.len());
+        let before = self.text.get(..offset).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        let line_text = self
+            .text
+            .get(line_start..)
+            .and_then(|rest| rest.lines().next())
+            .unwrap_or_default()
+            .to_owned();
+        (line, column, line_text)
+    }
+}
+
+/// The span of the value at a path like `parameters[2].range.min`, or of the deepest part of the
+/// path that exists.
+fn span_of_path(root: &Spanned<DeTable<'_>>, path: &str) -> Option<Range<usize>> {
+    let mut current: Option<&Spanned<DeValue<'_>>> = None;
+    let mut best: Option<Range<usize>> = None;
+    for segment in parse_path(path) {
+        let next = match (&segment, current) {
+            (Segment::Key(key), None) => root.get_ref().get(key.as_str()),
+            (Segment::Key(key), Some(value)) => {
+                value.get_ref().as_table().and_then(|t| t.get(key.as_str()))
+            }
+            (Segment::Index(i), Some(value)) => value.get_ref().as_array().and_then(|a| a.get(*i)),
+            (Segment::Index(_), None) => None,
+        };
+        match next {
+            Some(value) => {
+                best = Some(value.span());
+                current = Some(value);
+            }
+            None => break,
+        }
+    }
+    best
+}
+
+/// The path of the innermost value (or key) whose span holds `span`.
+///
+/// Header tables (`[poll]`) and arrays of tables do not span their bodies, so every value is
+/// visited and the narrowest match wins.
+fn field_at_span(root: &Spanned<DeTable<'_>>, span: &Range<usize>) -> Option<String> {
+    fn visit(
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+        span: &Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        match value.get_ref() {
+            DeValue::Table(table) => visit_table(table, path, span, best),
+            DeValue::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    let child_path = format!("{path}[{i}]");
+                    consider(&child.span(), &child_path, span, best);
+                    visit(child, &child_path, span, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn visit_table(
+        table: &DeTable<'_>,
+        path: &str,
+        span: &Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        for (key, child) in table.iter() {
+            let child_path = if path.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{path}.{}", key.get_ref())
+            };
+            consider(&key.span(), &child_path, span, best);
+            consider(&child.span(), &child_path, span, best);
+            visit(child, &child_path, span, best);
+        }
+    }
+    fn consider(
+        candidate: &Range<usize>,
+        path: &str,
+        span: &Range<usize>,
+        best: &mut Option<(usize, String)>,
+    ) {
+        if contains(candidate, span) {
+            let width = candidate.end - candidate.start;
+            if best.as_ref().is_none_or(|(w, _)| width <= *w) {
+                *best = Some((width, path.to_owned()));
+            }
+        }
+    }
+    let mut best = None;
+    visit_table(root.get_ref(), "", span, &mut best);
+    best.map(|(_, path)| path)
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end && outer != &(0..0)
+}
+
+#[derive(Debug, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(path: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            segments.push(Segment::Key(rest[..open].to_owned()));
+            rest = &rest[open..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(close) = stripped.find(']') else {
+                    break;
+                };
+                if let Ok(i) = stripped[..close].parse() {
+                    segments.push(Segment::Index(i));
+                }
+                rest = &stripped[close + 1..];
+            }
+        } else {
+            segments.push(Segment::Key(rest.to_owned()));
+        }
+    }
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "id = \"x\"\n[[parameters]]\nname = \"a\"\n[[parameters]]\nname = \"b\"\nrange = { min = 5, max = 1 }\n";
+
+    #[test]
+    fn path_with_indices_should_split_into_keys_and_indices() {
+        assert_eq!(
+            parse_path("parameters[1].range.min"),
+            vec![
+                Segment::Key("parameters".into()),
+                Segment::Index(1),
+                Segment::Key("range".into()),
+                Segment::Key("min".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn error_at_field_should_point_at_its_line() {
+        let source = ProfileSource::new("p.toml", TEXT);
+        let err = source.error_at("parameters[1].range", "min is above max");
+        assert_eq!(err.line, Some(6));
+        assert_eq!(err.field.as_deref(), Some("parameters[1].range"));
+        assert_eq!(
+            err.to_string(),
+            "p.toml:6:9: field `parameters[1].range`: min is above max"
+        );
+    }
+
+    #[test]
+    fn missing_field_should_fall_back_to_its_deepest_existing_parent() {
+        let source = ProfileSource::new("p.toml", TEXT);
+        let err = source.error_at("parameters[0].unit", "needs a unit");
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+}
