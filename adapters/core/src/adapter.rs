@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::{DeviceLink, Identity, LinkError, Profile, ProfileError};
+use crate::{DeviceLink, Identity, LinkError, LocatedError, Profile};
 
 /// A configured device, as the core hands it to an adapter to attach.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub trait Adapter: Send + Sync + Debug {
 
     /// Checks the protocol section of a profile (and anything protocol-specific in the common
     /// part, such as the firmware and log methods). Returns every error found, each located.
-    fn validate_profile(&self, profile: &Profile) -> Result<(), Vec<ProfileError>>;
+    fn validate_profile(&self, profile: &Profile) -> Result<(), Vec<LocatedError>>;
 
     /// JSON Schema of this adapter's profile section, for editors.
     fn profile_section_schema(&self) -> schemars::Schema;

@@ -22,8 +22,10 @@ mod error;
 mod firmware;
 mod identity;
 mod link;
+mod located;
 mod logs;
 pub mod profile;
+pub mod serde_duration;
 mod value;
 
 #[cfg(feature = "testkit")]
@@ -37,6 +39,7 @@ pub use firmware::{
 };
 pub use identity::{Identity, IdentityEvidence};
 pub use link::{ActionOutcome, ActionRequest, Availability, DeviceLink, LinkEvent, Readings};
+pub use located::{LocatedError, TomlSource};
 pub use logs::{DeviceLogRecord, LogBatch, LogCursor, LogSource, Severity};
-pub use profile::{Profile, ProfileError};
+pub use profile::Profile;
 pub use value::{Value, ValueType};

@@ -14,7 +14,7 @@ use iotmc_adapter::testkit::{Conformance, FirmwareFixture, Outcome, SimulatedDev
 use iotmc_adapter::{
     ActionOutcome, ActionRequest, ActivationMode, Adapter, BankInfo, DeviceBinding, DeviceLink,
     DeviceLogRecord, FirmwareCapabilities, FirmwareImage, FirmwareTarget, Identity, LinkError,
-    LinkEvent, LogBatch, LogCursor, LogSource, Profile, ProfileError, Readings, Resource, Severity,
+    LinkEvent, LocatedError, LogBatch, LogCursor, LogSource, Profile, Readings, Resource, Severity,
     StageOutcome, StageProgress, Value,
 };
 use serde::Deserialize;
@@ -132,7 +132,7 @@ impl Adapter for MemoryAdapter {
         "memory"
     }
 
-    fn validate_profile(&self, profile: &Profile) -> Result<(), Vec<ProfileError>> {
+    fn validate_profile(&self, profile: &Profile) -> Result<(), Vec<LocatedError>> {
         let section: MemorySection = profile.source().section("memory").map_err(|e| vec![e])?;
         let errors: Vec<_> = section
             .initial

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::de::DeTable;
 
 use super::{
-    ActionKind, DEFAULT_MAX_IMAGE_SIZE, MAX_PROFILE_SIZE, Profile, ProfileError, ProfileSource,
+    ActionKind, DEFAULT_MAX_IMAGE_SIZE, LocatedError, MAX_PROFILE_SIZE, Profile, TomlSource,
 };
 use crate::ValueType;
 
@@ -15,9 +15,9 @@ impl Profile {
     /// Reads and checks the common part of the profile file at `path`.
     ///
     /// The protocol section is left to the adapter ([`crate::Adapter::validate_profile`]).
-    pub fn load(path: &Path) -> Result<Self, Vec<ProfileError>> {
+    pub fn load(path: &Path) -> Result<Self, Vec<LocatedError>> {
         let file_error = |message: String| {
-            vec![ProfileError {
+            vec![LocatedError {
                 file: path.to_owned(),
                 line: None,
                 column: None,
@@ -40,8 +40,8 @@ impl Profile {
     }
 
     /// Parses and checks the common part of a profile from text; `path` names it in errors.
-    pub fn from_toml(path: &Path, text: &str) -> Result<Self, Vec<ProfileError>> {
-        let source = ProfileSource::new(path, text);
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, Vec<LocatedError>> {
+        let source = TomlSource::new(path, text);
         let mut root = DeTable::parse(text).map_err(|e| vec![source.error_from_toml(&e)])?;
         // The protocol section belongs to the adapter: take it out before the common part is
         // checked for unknown fields.
@@ -65,7 +65,7 @@ impl Profile {
     }
 
     /// Checks what serde cannot: names, cross-references, and consistency of declarations.
-    fn check_meaning(&self) -> Vec<ProfileError> {
+    fn check_meaning(&self) -> Vec<LocatedError> {
         let source = &self.source;
         let mut errors = Vec::new();
         let mut fail =
@@ -347,7 +347,7 @@ interval = "30s"
 anything = "belongs to the adapter"
 "#;
 
-    fn load(text: &str) -> Result<Profile, Vec<ProfileError>> {
+    fn load(text: &str) -> Result<Profile, Vec<LocatedError>> {
         Profile::from_toml(Path::new("acme.toml"), text)
     }
 

@@ -5,18 +5,14 @@
 //! section (`[modbus]`, `[mqtt]`, ...) is parsed by the adapter named in `protocol`, through
 //! [`Profile::section`], so that its errors are located in the file the same way.
 
-mod error;
 mod load;
 mod model;
-mod serde_duration;
-mod source;
 
-pub use error::ProfileError;
+pub use crate::located::{LocatedError, TomlSource};
 pub use model::{
     Access, ActionKind, ActionSpec, ArgumentSpec, FirmwareSpec, HealthCheck, HealthSpec, LogSpec,
     Parameter, PollSpec, Profile, ValueRange,
 };
-pub use source::ProfileSource;
 
 /// Largest profile file the loader reads, in bytes.
 pub const MAX_PROFILE_SIZE: usize = 1024 * 1024;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_MAX_IMAGE_SIZE, ProfileSource, serde_duration};
+use super::{DEFAULT_MAX_IMAGE_SIZE, TomlSource};
+use crate::serde_duration;
 use crate::{LinkError, Value, ValueType};
 
 /// A device model, as an integrator describes it.
@@ -47,12 +48,12 @@ pub struct Profile {
     pub poll: PollSpec,
     #[serde(skip)]
     #[schemars(skip)]
-    pub(super) source: ProfileSource,
+    pub(super) source: TomlSource,
 }
 
 impl Profile {
     /// The file this profile was read from.
-    pub fn source(&self) -> &ProfileSource {
+    pub fn source(&self) -> &TomlSource {
         &self.source
     }
 

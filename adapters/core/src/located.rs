@@ -1,5 +1,7 @@
-//! The text a profile was read from, and how to point into it.
+//! TOML text and errors located in it: the file a profile or the gateway config came from, and
+//! how to point at a line and field of it.
 
+use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,17 +10,50 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::ProfileError;
+/// One error in one TOML file (a profile or the gateway config), located as precisely as the
+/// loader can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LocatedError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when the error can be tied to a place in the file.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), with `line`.
+    pub column: Option<usize>,
+    /// The field, as a path like `parameters[2].range.min`, when known.
+    pub field: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// The text of the offending line, for display.
+    pub snippet: Option<String>,
+}
 
-/// The file a profile came from: its path and full text, kept so that any later check (the
-/// adapter's protocol section, the gateway's cross-checks) can point at a line.
+impl fmt::Display for LocatedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// A TOML file's path and full text, kept so that any later check (an adapter's profile section,
+/// the gateway's cross-checks) can point at a line and field.
 #[derive(Debug, Clone, Default)]
-pub struct ProfileSource {
+pub struct TomlSource {
     path: PathBuf,
     text: Arc<str>,
 }
 
-impl ProfileSource {
+impl TomlSource {
     /// Wraps a file's path and text.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
         Self {
@@ -39,7 +74,7 @@ impl ProfileSource {
 
     /// An error about the field at `field` (a path like `parameters[2].range`), located at that
     /// field's value when the file has it, or at the file when it does not.
-    pub fn error_at(&self, field: &str, message: impl Into<String>) -> ProfileError {
+    pub fn error_at(&self, field: &str, message: impl Into<String>) -> LocatedError {
         let span = DeTable::parse(&self.text)
             .ok()
             .and_then(|root| span_of_path(&root, field));
@@ -48,7 +83,7 @@ impl ProfileSource {
 
     /// An error from deserializing part of this file: located by the error's span, with the
     /// field named by the innermost key whose value holds that span.
-    pub fn error_from_toml(&self, err: &toml::de::Error) -> ProfileError {
+    pub fn error_from_toml(&self, err: &toml::de::Error) -> LocatedError {
         let span = err.span();
         let field = span.clone().and_then(|span| {
             DeTable::parse(&self.text)
@@ -60,7 +95,7 @@ impl ProfileSource {
 
     /// Deserializes the top-level table named `key` (an adapter's protocol section) into `T`,
     /// with every error located in this file.
-    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ProfileError> {
+    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, LocatedError> {
         let root = DeTable::parse(&self.text).map_err(|e| self.error_from_toml(&e))?;
         let Some(value) = root.get_ref().get(key) else {
             return Err(self.error_with_span(
@@ -78,9 +113,9 @@ impl ProfileSource {
         field: Option<String>,
         span: Option<Range<usize>>,
         message: String,
-    ) -> ProfileError {
+    ) -> LocatedError {
         let located = span.map(|span| self.line_and_column(span.start));
-        ProfileError {
+        LocatedError {
             file: self.path.clone(),
             line: located.as_ref().map(|l| l.0),
             column: located.as_ref().map(|l| l.1),
@@ -247,7 +282,7 @@ mod tests {
 
     #[test]
     fn error_at_field_should_point_at_its_line() {
-        let source = ProfileSource::new("p.toml", TEXT);
+        let source = TomlSource::new("p.toml", TEXT);
         let err = source.error_at("parameters[1].range", "min is above max");
         assert_eq!(err.line, Some(6));
         assert_eq!(err.field.as_deref(), Some("parameters[1].range"));
@@ -259,7 +294,7 @@ mod tests {
 
     #[test]
     fn missing_field_should_fall_back_to_its_deepest_existing_parent() {
-        let source = ProfileSource::new("p.toml", TEXT);
+        let source = TomlSource::new("p.toml", TEXT);
         let err = source.error_at("parameters[0].unit", "needs a unit");
         assert_eq!(err.line, Some(2), "{err}");
     }
