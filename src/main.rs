@@ -1,1 +1,5 @@
-fn main() {}
+//! The `iotmc-gateway` binary.
+
+fn main() -> std::process::ExitCode {
+    iotmc_gateway::cli::main()
+}

@@ -1,0 +1,70 @@
+//! The protocol adapters built into this binary, one cargo feature each.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use iotmc_adapter::Adapter;
+
+/// Every protocol the product has an adapter crate for, whether built in or not.
+pub const KNOWN_PROTOCOLS: [&str; 4] = ["modbus", "mqtt", "zigbee", "ble"];
+
+/// The adapters available to this gateway, by protocol name.
+#[derive(Clone, Default)]
+pub struct AdapterSet {
+    adapters: BTreeMap<&'static str, Arc<dyn Adapter>>,
+}
+
+impl fmt::Debug for AdapterSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.adapters.keys()).finish()
+    }
+}
+
+impl AdapterSet {
+    /// The adapters compiled into this binary. Each adapter crate adds itself here behind its
+    /// feature when it lands.
+    pub fn built() -> Self {
+        Self::default()
+    }
+
+    /// This set with `adapter` added (tests use it to bring their own).
+    pub fn with(mut self, adapter: Arc<dyn Adapter>) -> Self {
+        self.adapters.insert(adapter.protocol(), adapter);
+        self
+    }
+
+    /// The adapter for `protocol`, if built.
+    pub fn get(&self, protocol: &str) -> Option<&Arc<dyn Adapter>> {
+        self.adapters.get(protocol)
+    }
+
+    /// The built adapters.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Adapter>> {
+        self.adapters.values()
+    }
+
+    /// Names of the built protocols, for messages.
+    pub fn names(&self) -> String {
+        if self.adapters.is_empty() {
+            "none".to_owned()
+        } else {
+            self.adapters.keys().copied().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    /// Why `protocol` cannot be served by this binary, in words an integrator can act on.
+    pub fn missing(&self, protocol: &str) -> String {
+        if KNOWN_PROTOCOLS.contains(&protocol) {
+            format!(
+                "the `{protocol}` adapter is not built into this binary (built: {}); build with `--features {protocol}`",
+                self.names()
+            )
+        } else {
+            format!(
+                "unknown protocol `{protocol}`; expected one of {}",
+                KNOWN_PROTOCOLS.join(", ")
+            )
+        }
+    }
+}

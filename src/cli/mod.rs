@@ -1,0 +1,169 @@
+//! The command line.
+
+mod devices;
+mod profile;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::adapters::AdapterSet;
+use crate::config::Config;
+use crate::logging::{self, LogFormat};
+
+/// iotmc-gateway: presents Modbus, MQTT, Zigbee and BLE devices as managed UPnP devices.
+#[derive(Debug, Parser)]
+#[command(name = "iotmc-gateway", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info", global = true)]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway daemon.
+    Run {
+        /// The gateway config file.
+        #[arg(long, short, default_value = "/etc/iotmc-gateway/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway with simulated devices of every built protocol, on loopback.
+    Demo {
+        /// Keep state here instead of in a temporary directory removed on exit.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Check and inspect device profiles.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
+    /// Inspect the managed devices in a gateway's registry.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
+    /// Check a gateway config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file, its profiles and its device list; exit 1 on any error.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet_default = match cli.command {
+        Command::Run { .. } | Command::Demo { .. } => cli.log_level.as_str(),
+        // One-shot commands print their results on stdout; only problems go to the log.
+        _ => "warn",
+    };
+    logging::init(cli.log_format, quiet_default);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let adapters = AdapterSet::built();
+    match command {
+        Command::Run { config } => {
+            let config = load_config(&config)?;
+            runtime()?.block_on(async {
+                let (tx, rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+                tokio::spawn(async move {
+                    let _ = tx.send(crate::daemon::shutdown_signal().await);
+                });
+                crate::daemon::run(config, adapters, async {
+                    if let Ok(Err(e)) = rx.await {
+                        tracing::error!(error = %e, "signal handling failed; stopping");
+                    }
+                })
+                .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { state_dir } => {
+            runtime()?.block_on(async {
+                let signal = crate::daemon::shutdown_signal();
+                let mut stdout = std::io::stdout();
+                crate::demo::run(state_dir, adapters, &mut stdout, async {
+                    if let Err(e) = signal.await {
+                        tracing::error!(error = %e, "signal handling failed; stopping");
+                    }
+                })
+                .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(command) => profile::run(command, &adapters),
+        Command::Devices(command) => devices::run(command),
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = load_config(&file)?;
+            let (catalog, findings) =
+                crate::profile::Catalog::load(&config.gateway.profile_dirs, &adapters);
+            let mut failed = false;
+            for finding in &findings {
+                println!("{finding}");
+                failed |= finding.severity == crate::profile::Severity::Error;
+            }
+            match crate::daemon::plan_devices(&config, &catalog, &adapters) {
+                Ok(devices) if !failed => {
+                    println!(
+                        "{}: ok ({} groups, {} devices, {} profiles)",
+                        file.display(),
+                        config.groups.len(),
+                        devices.len(),
+                        catalog.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => Ok(ExitCode::FAILURE),
+                Err(errors) => {
+                    for e in errors {
+                        println!("error: {e}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Loads a config file, turning its located errors into one message.
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|errors| {
+        let n = errors.len();
+        let list = errors
+            .iter()
+            .map(|e| format!("  {e}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        anyhow::anyhow!("{n} error(s) in the config:\n{list}")
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("iotmc-gateway")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}

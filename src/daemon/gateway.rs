@@ -1,0 +1,162 @@
+//! The assembled gateway: catalog, registry and attached device links.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use iotmc_adapter::{DeviceBinding, DeviceLink, LocatedError, Profile};
+
+use super::plan::plan_devices;
+use crate::adapters::AdapterSet;
+use crate::config::Config;
+use crate::lifecycle::LifecycleState;
+use crate::profile::{Catalog, Severity};
+use crate::registry::{DeviceRecord, Registry, RegistryError, device_udn, unix_ms};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Profiles or devices in the config have errors.
+    #[error("{} error(s) in the profiles or the device list:\n{}", .0.len(), list(.0))]
+    Invalid(Vec<LocatedError>),
+    /// The registry could not be opened or updated.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+fn list(errors: &[LocatedError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One managed device, as the gateway holds it.
+#[derive(Debug, Clone)]
+pub struct ManagedDevice {
+    /// Its registry record.
+    pub record: DeviceRecord,
+    /// Its profile.
+    pub profile: Arc<Profile>,
+    /// Its link, once attached (a device whose attach failed is still managed and retried).
+    pub link: Option<Arc<dyn DeviceLink>>,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    config: Config,
+    registry: Registry,
+    devices: Vec<ManagedDevice>,
+}
+
+impl Gateway {
+    /// Loads profiles, checks the device list, brings the registry in line with the config and
+    /// attaches every device.
+    pub async fn start(config: Config, adapters: AdapterSet) -> Result<Self, StartError> {
+        let (catalog, findings) = Catalog::load(&config.gateway.profile_dirs, &adapters);
+        let mut errors = Vec::new();
+        for finding in findings {
+            match finding.severity {
+                Severity::Warning => tracing::warn!(%finding.error, "profile"),
+                Severity::Error => errors.push(finding.error),
+            }
+        }
+        let planned = match plan_devices(&config, &catalog, &adapters) {
+            Ok(planned) if errors.is_empty() => planned,
+            Ok(_) => return Err(StartError::Invalid(errors)),
+            Err(plan_errors) => {
+                errors.extend(plan_errors);
+                return Err(StartError::Invalid(errors));
+            }
+        };
+        let registry = Registry::open(&config.gateway.state_dir)?;
+        let now = SystemTime::now();
+        let declared: Vec<DeviceRecord> = planned
+            .iter()
+            .map(|p| DeviceRecord {
+                id: p.config.id.clone(),
+                name: p.config.name.clone(),
+                profile: p.profile.id.clone(),
+                protocol: p.profile.protocol.clone(),
+                address: p.config.address.clone(),
+                group: p.config.group.clone(),
+                udn: device_udn(&config.gateway.id, &p.profile.protocol, &p.config.address),
+                lifecycle: LifecycleState::Provisioned,
+                lifecycle_since_ms: unix_ms(now),
+                config_version: 0,
+                in_config: true,
+            })
+            .collect();
+        let cause = format!("declared in {}", config.source.path().display());
+        let reconciled = registry.reconcile(&declared, &cause, now)?;
+        for id in &reconciled.orphaned {
+            tracing::warn!(device = %id, "in the registry but no longer in the config: not attached; decommission it to remove it");
+        }
+        tracing::info!(
+            added = reconciled.added.len(),
+            updated = reconciled.updated.len(),
+            "registry reconciled with the config"
+        );
+
+        let mut devices = Vec::with_capacity(planned.len());
+        for (plan, record) in planned.into_iter().zip(declared) {
+            let record = registry.device(&record.id)?.unwrap_or(record);
+            let link = attach(&adapters, &plan.profile, &record).await;
+            devices.push(ManagedDevice {
+                record,
+                profile: plan.profile,
+                link,
+            });
+        }
+        Ok(Self {
+            config,
+            registry,
+            devices,
+        })
+    }
+
+    /// The managed devices, in config order.
+    pub fn devices(&self) -> &[ManagedDevice] {
+        &self.devices
+    }
+
+    /// The config the gateway runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Detaches every device and closes the registry.
+    pub async fn stop(self) {
+        let Self {
+            devices, registry, ..
+        } = self;
+        drop(devices);
+        drop(registry);
+    }
+}
+
+async fn attach(
+    adapters: &AdapterSet,
+    profile: &Arc<Profile>,
+    record: &DeviceRecord,
+) -> Option<Arc<dyn DeviceLink>> {
+    let adapter = adapters.get(&profile.protocol)?;
+    let binding = DeviceBinding {
+        device_id: record.id.clone(),
+        profile: Arc::clone(profile),
+        address: record.address.clone(),
+    };
+    match adapter.attach(&binding).await {
+        Ok(link) => Some(link),
+        Err(e) => {
+            tracing::error!(device = %record.id, protocol = %profile.protocol, error = %e, hint = e.hint(), "cannot attach device");
+            None
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Loading profiles from files and directories.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use iotmc_adapter::{LocatedError, Profile};
+
+use crate::adapters::{AdapterSet, KNOWN_PROTOCOLS};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The profile cannot be used.
+    Error,
+    /// The profile loads, but something could not be checked.
+    Warning,
+}
+
+/// One thing the catalog found about a file.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Where and what.
+    pub error: LocatedError,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{label}: {}", self.error)?;
+        if let (Some(line), Some(snippet)) = (self.error.line, &self.error.snippet) {
+            write!(f, "\n  {line:>4} | {snippet}")?;
+            if let Some(column) = self.error.column {
+                write!(f, "\n       | {}^", " ".repeat(column.saturating_sub(1)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Profiles by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    profiles: BTreeMap<String, Arc<Profile>>,
+}
+
+impl Catalog {
+    /// Loads every `*.toml` under `paths` (files, or directories searched recursively, in name
+    /// order). Profiles with errors are left out; every finding is returned.
+    pub fn load(paths: &[PathBuf], adapters: &AdapterSet) -> (Self, Vec<Finding>) {
+        let mut catalog = Self::default();
+        let mut findings = Vec::new();
+        let mut files = Vec::new();
+        for path in paths {
+            if let Err(e) = collect_toml_files(path, &mut files) {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    error: file_error(path, e),
+                });
+            }
+        }
+        let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            let profile = match Profile::load(&file) {
+                Ok(profile) => profile,
+                Err(errors) => {
+                    findings.extend(errors.into_iter().map(|error| Finding {
+                        severity: Severity::Error,
+                        error,
+                    }));
+                    continue;
+                }
+            };
+            let before = findings.len();
+            check_with_adapter(&profile, adapters, &mut findings);
+            if findings[before..]
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+            {
+                continue;
+            }
+            if let Some(first) = origin.get(&profile.id) {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    error: profile.source().error_at(
+                        "id",
+                        format!(
+                            "profile id `{}` is already used by {}",
+                            profile.id,
+                            first.display()
+                        ),
+                    ),
+                });
+                continue;
+            }
+            origin.insert(profile.id.clone(), file);
+            catalog
+                .profiles
+                .insert(profile.id.clone(), Arc::new(profile));
+        }
+        (catalog, findings)
+    }
+
+    /// The profile with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Profile>> {
+        self.profiles.get(id)
+    }
+
+    /// Every profile, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Profile>> {
+        self.profiles.values()
+    }
+
+    /// How many profiles are loaded.
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+}
+
+fn check_with_adapter(profile: &Profile, adapters: &AdapterSet, findings: &mut Vec<Finding>) {
+    match adapters.get(&profile.protocol) {
+        Some(adapter) => {
+            if let Err(errors) = adapter.validate_profile(profile) {
+                findings.extend(errors.into_iter().map(|error| Finding {
+                    severity: Severity::Error,
+                    error,
+                }));
+            }
+        }
+        None if KNOWN_PROTOCOLS.contains(&profile.protocol.as_str()) => findings.push(Finding {
+            severity: Severity::Warning,
+            error: profile.source().error_at(
+                "protocol",
+                format!(
+                    "the `[{}]` section was not checked: {}",
+                    profile.protocol,
+                    adapters.missing(&profile.protocol)
+                ),
+            ),
+        }),
+        None => findings.push(Finding {
+            severity: Severity::Error,
+            error: profile
+                .source()
+                .error_at("protocol", adapters.missing(&profile.protocol)),
+        }),
+    }
+}
+
+fn collect_toml_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let metadata = std::fs::metadata(path)?;
+    if metadata.is_file() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let child = entry.path();
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            collect_toml_files(&child, files)?;
+        } else if child.extension().is_some_and(|e| e == "toml") {
+            files.push(child);
+        }
+    }
+    Ok(())
+}
+
+fn file_error(path: &Path, e: std::io::Error) -> LocatedError {
+    LocatedError {
+        file: path.to_owned(),
+        line: None,
+        column: None,
+        field: None,
+        message: format!("cannot read: {e}"),
+        snippet: None,
+    }
+}

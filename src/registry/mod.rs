@@ -1,0 +1,479 @@
+//! The persistent registry: devices, their lifecycle state with history, group membership and
+//! configuration version, in a redb database under the state directory.
+//!
+//! Every change is one write transaction, committed with redb's default immediate durability
+//! (fsync before `commit` returns): once a method returns `Ok`, the change survives a crash or a
+//! `kill -9`.
+
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use redb::{
+    Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition,
+};
+
+pub use record::{
+    DeviceRecord, LifecycleEntry, device_udn, from_unix_ms, gateway_namespace, gateway_udn, unix_ms,
+};
+
+use crate::lifecycle::{LifecycleState, TransitionError};
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// File name of the database inside the state directory.
+pub const FILE_NAME: &str = "registry.redb";
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lifecycle_history");
+
+/// A registry failure, saying which file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Another process holds the database.
+    #[error("the registry {} is in use by another iotmc-gateway process; stop that one first (e.g. `systemctl stop iotmc-gateway`)", path.display())]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database was written with a schema this build does not know.
+    #[error("the registry {} has schema version {found}, but this iotmc-gateway understands only version {supported}; {hint}", path.display())]
+    IncompatibleSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u64,
+        /// Version of this build.
+        supported: u64,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The file is not a registry this build can open at all.
+    #[error("cannot open the registry {}: {source}; if the file is damaged, restore it from a backup or move it aside to start empty", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        source: DatabaseError,
+    },
+    /// The read-only registry does not exist yet.
+    #[error("no registry at {}: the gateway has not run with this state directory yet", path.display())]
+    Missing {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// Reading or writing failed.
+    #[error("registry storage failure: {0}")]
+    Storage(String),
+    /// A write was attempted through a read-only handle.
+    #[error("the registry was opened read-only")]
+    ReadOnly,
+    /// No such device.
+    #[error("device `{id}` is not in the registry")]
+    UnknownDevice {
+        /// The id asked for.
+        id: String,
+    },
+    /// A device with this id already exists.
+    #[error("device `{id}` is already in the registry")]
+    DuplicateDevice {
+        /// The id.
+        id: String,
+    },
+    /// The lifecycle move is not allowed.
+    #[error("device `{id}`: {source}")]
+    Transition {
+        /// The device.
+        id: String,
+        /// Why not.
+        source: TransitionError,
+    },
+    /// A stored record cannot be decoded.
+    #[error(
+        "the registry record of `{id}` cannot be decoded ({detail}); restore the registry from a backup"
+    )]
+    Corrupt {
+        /// The device.
+        id: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+fn storage(e: impl Into<redb::Error>) -> RegistryError {
+    RegistryError::Storage(e.into().to_string())
+}
+
+enum Handle {
+    ReadWrite(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+/// The registry database.
+pub struct Registry {
+    handle: Handle,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Registry::reconcile`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Devices added to the registry.
+    pub added: Vec<String>,
+    /// Devices whose profile, address, group or name changed.
+    pub updated: Vec<String>,
+    /// Devices in the registry that the config no longer declares.
+    pub orphaned: Vec<String>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry in `state_dir`, for reading and writing.
+    pub fn open(state_dir: &Path) -> Result<Self, RegistryError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            RegistryError::Storage(format!(
+                "cannot create the state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+        let path = state_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let registry = Self {
+            handle: Handle::ReadWrite(db),
+            path,
+        };
+        registry.check_schema(true)?;
+        Ok(registry)
+    }
+
+    /// Opens an existing registry read-only (for `devices list` and other inspections).
+    pub fn open_read_only(state_dir: &Path) -> Result<Self, RegistryError> {
+        let path = state_dir.join(FILE_NAME);
+        if !path.exists() {
+            return Err(RegistryError::Missing { path });
+        }
+        let db = ReadOnlyDatabase::open(&path).map_err(|e| open_error(&path, e))?;
+        let registry = Self {
+            handle: Handle::ReadOnly(db),
+            path,
+        };
+        registry.check_schema(false)?;
+        Ok(registry)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self, may_initialise: bool) -> Result<(), RegistryError> {
+        let found = {
+            let txn = self.read()?;
+            match txn.open_table(META) {
+                Ok(table) => table
+                    .get("schema_version")
+                    .map_err(storage)?
+                    .map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(storage(e)),
+            }
+        };
+        match found {
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(found) if found > SCHEMA_VERSION => Err(RegistryError::IncompatibleSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+                hint: "it was written by a newer iotmc-gateway; run that version, or restore a backup taken before the upgrade",
+            }),
+            Some(found) => Err(RegistryError::IncompatibleSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+                hint: "no migration from that version exists; restore a backup or move the file aside to start empty",
+            }),
+            None if may_initialise => self.write(|txn| {
+                txn.open_table(META)
+                    .map_err(storage)?
+                    .insert("schema_version", SCHEMA_VERSION)
+                    .map_err(storage)?;
+                txn.open_table(DEVICES).map_err(storage)?;
+                txn.open_table(HISTORY).map_err(storage)?;
+                Ok(())
+            }),
+            None => Err(RegistryError::IncompatibleSchema {
+                path: self.path.clone(),
+                found: 0,
+                supported: SCHEMA_VERSION,
+                hint: "the file holds no schema version; it is not an iotmc-gateway registry",
+            }),
+        }
+    }
+
+    fn read(&self) -> Result<ReadTransaction, RegistryError> {
+        match &self.handle {
+            Handle::ReadWrite(db) => db.begin_read(),
+            Handle::ReadOnly(db) => db.begin_read(),
+        }
+        .map_err(storage)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let Handle::ReadWrite(db) = &self.handle else {
+            return Err(RegistryError::ReadOnly);
+        };
+        let txn = db.begin_write().map_err(storage)?;
+        let value = f(&txn)?;
+        txn.commit().map_err(storage)?;
+        Ok(value)
+    }
+
+    /// Every device, by id.
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, RegistryError> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES).map_err(storage)?;
+        table
+            .iter()
+            .map_err(storage)?
+            .map(|entry| {
+                let (id, bytes) = entry.map_err(storage)?;
+                decode(id.value(), bytes.value())
+            })
+            .collect()
+    }
+
+    /// One device.
+    pub fn device(&self, id: &str) -> Result<Option<DeviceRecord>, RegistryError> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES).map_err(storage)?;
+        let record = table.get(id).map_err(storage)?;
+        record.map(|bytes| decode(id, bytes.value())).transpose()
+    }
+
+    /// A device's lifecycle history, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<LifecycleEntry>, RegistryError> {
+        let txn = self.read()?;
+        let table = txn.open_table(HISTORY).map_err(storage)?;
+        table
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(storage)?
+            .map(|entry| {
+                let (_, bytes) = entry.map_err(storage)?;
+                serde_json::from_slice(bytes.value()).map_err(|e| RegistryError::Corrupt {
+                    id: id.to_owned(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a device, recording its initial lifecycle state with `cause`.
+    pub fn insert_device(
+        &self,
+        record: &DeviceRecord,
+        cause: &str,
+        at: SystemTime,
+    ) -> Result<(), RegistryError> {
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            if devices.get(record.id.as_str()).map_err(storage)?.is_some() {
+                return Err(RegistryError::DuplicateDevice {
+                    id: record.id.clone(),
+                });
+            }
+            put(&mut devices, record)?;
+            let mut history = txn.open_table(HISTORY).map_err(storage)?;
+            append_history(&mut history, &record.id, None, record.lifecycle, cause, at)?;
+            Ok(())
+        })
+    }
+
+    /// Moves a device to another lifecycle state, if the move is allowed.
+    pub fn transition(
+        &self,
+        id: &str,
+        to: LifecycleState,
+        cause: &str,
+        at: SystemTime,
+    ) -> Result<LifecycleEntry, RegistryError> {
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            let mut record = get(&devices, id)?;
+            record
+                .lifecycle
+                .check_transition(to)
+                .map_err(|source| RegistryError::Transition {
+                    id: id.to_owned(),
+                    source,
+                })?;
+            let from = record.lifecycle;
+            record.lifecycle = to;
+            record.lifecycle_since_ms = unix_ms(at);
+            put(&mut devices, &record)?;
+            let mut history = txn.open_table(HISTORY).map_err(storage)?;
+            append_history(&mut history, id, Some(from), to, cause, at)
+        })
+    }
+
+    /// Increments a device's configuration version and returns the new one.
+    pub fn bump_config_version(&self, id: &str) -> Result<u64, RegistryError> {
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            let mut record = get(&devices, id)?;
+            record.config_version += 1;
+            put(&mut devices, &record)?;
+            Ok(record.config_version)
+        })
+    }
+
+    /// Brings the registry in line with the devices the config declares, in one transaction:
+    /// new devices are added as Provisioned, changed ones updated (keeping their lifecycle and
+    /// configuration version), and devices no longer declared are marked as such (never
+    /// deleted: removing a device is decommissioning, an explicit act).
+    pub fn reconcile(
+        &self,
+        declared: &[DeviceRecord],
+        cause: &str,
+        at: SystemTime,
+    ) -> Result<Reconciled, RegistryError> {
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            let mut history = txn.open_table(HISTORY).map_err(storage)?;
+            let mut report = Reconciled::default();
+            let existing: Vec<DeviceRecord> = devices
+                .iter()
+                .map_err(storage)?
+                .map(|entry| {
+                    let (id, bytes) = entry.map_err(storage)?;
+                    decode(id.value(), bytes.value())
+                })
+                .collect::<Result<_, _>>()?;
+            for wanted in declared {
+                match existing.iter().find(|r| r.id == wanted.id) {
+                    None => {
+                        put(&mut devices, wanted)?;
+                        append_history(
+                            &mut history,
+                            &wanted.id,
+                            None,
+                            wanted.lifecycle,
+                            cause,
+                            at,
+                        )?;
+                        report.added.push(wanted.id.clone());
+                    }
+                    Some(old) => {
+                        let updated = DeviceRecord {
+                            lifecycle: old.lifecycle,
+                            lifecycle_since_ms: old.lifecycle_since_ms,
+                            config_version: old.config_version,
+                            ..wanted.clone()
+                        };
+                        if &updated != old {
+                            put(&mut devices, &updated)?;
+                            report.updated.push(wanted.id.clone());
+                        }
+                    }
+                }
+            }
+            for old in existing
+                .iter()
+                .filter(|r| r.in_config && !declared.iter().any(|d| d.id == r.id))
+            {
+                put(
+                    &mut devices,
+                    &DeviceRecord {
+                        in_config: false,
+                        ..old.clone()
+                    },
+                )?;
+                report.orphaned.push(old.id.clone());
+            }
+            Ok(report)
+        })
+    }
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> RegistryError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse {
+            path: path.to_owned(),
+        },
+        source => RegistryError::Open {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+fn decode(id: &str, bytes: &[u8]) -> Result<DeviceRecord, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
+        id: id.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn get(devices: &redb::Table<'_, &str, &[u8]>, id: &str) -> Result<DeviceRecord, RegistryError> {
+    let bytes = devices
+        .get(id)
+        .map_err(storage)?
+        .ok_or_else(|| RegistryError::UnknownDevice { id: id.to_owned() })?;
+    decode(id, bytes.value())
+}
+
+fn put(
+    devices: &mut redb::Table<'_, &str, &[u8]>,
+    record: &DeviceRecord,
+) -> Result<(), RegistryError> {
+    let bytes = serde_json::to_vec(record).map_err(|e| RegistryError::Storage(e.to_string()))?;
+    devices
+        .insert(record.id.as_str(), bytes.as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+fn append_history(
+    history: &mut redb::Table<'_, (&str, u64), &[u8]>,
+    id: &str,
+    from: Option<LifecycleState>,
+    to: LifecycleState,
+    cause: &str,
+    at: SystemTime,
+) -> Result<LifecycleEntry, RegistryError> {
+    let seq = history
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(storage)?
+        .next_back()
+        .transpose()
+        .map_err(storage)?
+        .map_or(0, |(key, _)| key.value().1 + 1);
+    let entry = LifecycleEntry {
+        seq,
+        at_ms: unix_ms(at),
+        from,
+        to,
+        cause: cause.to_owned(),
+    };
+    let bytes = serde_json::to_vec(&entry).map_err(|e| RegistryError::Storage(e.to_string()))?;
+    history
+        .insert((id, seq), bytes.as_slice())
+        .map_err(storage)?;
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn record(id: &str, address: &str) -> DeviceRecord {
+    DeviceRecord {
+        id: id.into(),
+        name: None,
+        profile: "acme-meter".into(),
+        protocol: "modbus".into(),
+        address: address.into(),
+        group: Some("hvac".into()),
+        udn: device_udn("gw", "modbus", address),
+        lifecycle: LifecycleState::Provisioned,
+        lifecycle_since_ms: unix_ms(at(0)),
+        config_version: 0,
+        in_config: true,
+    }
+}
+
+#[test]
+fn transitions_should_be_persisted_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .insert_device(&record("m1", "a"), "declared in config", at(0))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::PendingApproval, "enrolled", at(10))
+        .unwrap();
+    registry
+        .transition(
+            "m1",
+            LifecycleState::Commissioned,
+            "approved by alice",
+            at(20),
+        )
+        .unwrap();
+    drop(registry);
+
+    let registry = Registry::open(dir.path()).unwrap();
+    let device = registry.device("m1").unwrap().unwrap();
+    assert_eq!(device.lifecycle, LifecycleState::Commissioned);
+    assert_eq!(device.lifecycle_since_ms, unix_ms(at(20)));
+    let history = registry.history("m1").unwrap();
+    let moves: Vec<_> = history
+        .iter()
+        .map(|e| (e.seq, e.from, e.to, e.cause.as_str()))
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            (0, None, LifecycleState::Provisioned, "declared in config"),
+            (
+                1,
+                Some(LifecycleState::Provisioned),
+                LifecycleState::PendingApproval,
+                "enrolled"
+            ),
+            (
+                2,
+                Some(LifecycleState::PendingApproval),
+                LifecycleState::Commissioned,
+                "approved by alice"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn refused_transition_should_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .insert_device(&record("m1", "a"), "declared", at(0))
+        .unwrap();
+    let err = registry
+        .transition("m1", LifecycleState::Commissioned, "skip approval", at(5))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("device `m1`: a device cannot move from Provisioned to Commissioned"),
+        "{err}"
+    );
+    assert_eq!(
+        registry.device("m1").unwrap().unwrap().lifecycle,
+        LifecycleState::Provisioned
+    );
+    assert_eq!(registry.history("m1").unwrap().len(), 1);
+}
+
+#[test]
+fn history_of_one_device_should_not_include_another_with_a_longer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .insert_device(&record("m1", "a"), "declared", at(0))
+        .unwrap();
+    registry
+        .insert_device(&record("m10", "b"), "declared", at(0))
+        .unwrap();
+    registry
+        .transition("m10", LifecycleState::PendingApproval, "enrolled", at(1))
+        .unwrap();
+    assert_eq!(registry.history("m1").unwrap().len(), 1);
+    assert_eq!(registry.history("m10").unwrap().len(), 2);
+}
+
+#[test]
+fn reconcile_should_add_update_and_orphan_but_keep_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .reconcile(&[record("m1", "a"), record("m2", "b")], "declared", at(0))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::PendingApproval, "enrolled", at(1))
+        .unwrap();
+    registry.bump_config_version("m1").unwrap();
+
+    let mut moved = record("m1", "a2");
+    moved.group = None;
+    let report = registry
+        .reconcile(&[moved, record("m3", "c")], "declared", at(2))
+        .unwrap();
+    assert_eq!(
+        report,
+        Reconciled {
+            added: vec!["m3".into()],
+            updated: vec!["m1".into()],
+            orphaned: vec!["m2".into()]
+        }
+    );
+
+    let m1 = registry.device("m1").unwrap().unwrap();
+    assert_eq!((m1.address.as_str(), m1.group.as_deref()), ("a2", None));
+    assert_eq!(
+        m1.lifecycle,
+        LifecycleState::PendingApproval,
+        "reconcile must not reset the lifecycle"
+    );
+    assert_eq!(m1.config_version, 1);
+    assert!(!registry.device("m2").unwrap().unwrap().in_config);
+
+    let again = registry
+        .reconcile(&[record("m3", "c")], "declared", at(3))
+        .unwrap();
+    assert_eq!(
+        again.orphaned,
+        vec!["m1".to_owned()],
+        "m2 was already orphaned"
+    );
+}
+
+#[test]
+fn newer_schema_should_be_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Registry::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::IncompatibleSchema { found: 2, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("written by a newer iotmc-gateway"),
+        "{err}"
+    );
+}
+
+#[test]
+fn second_writer_should_be_told_the_registry_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Registry::open(dir.path()).unwrap();
+    let err = Registry::open(dir.path()).unwrap_err();
+    assert!(matches!(err, RegistryError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("stop that one first"), "{err}");
+}
+
+#[test]
+fn read_only_handle_should_read_but_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let registry = Registry::open(dir.path()).unwrap();
+        registry
+            .insert_device(&record("m1", "a"), "declared", at(0))
+            .unwrap();
+    }
+    let registry = Registry::open_read_only(dir.path()).unwrap();
+    assert_eq!(registry.devices().unwrap().len(), 1);
+    let err = registry.bump_config_version("m1").unwrap_err();
+    assert!(matches!(err, RegistryError::ReadOnly), "{err}");
+}
+
+#[test]
+fn read_only_open_of_a_missing_registry_should_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Registry::open_read_only(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has not run with this state directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn file_that_is_not_a_database_should_give_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(FILE_NAME),
+        b"this is not a redb file at all, just text",
+    )
+    .unwrap();
+    let err = Registry::open(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot open the registry"),
+        "{err}"
+    );
+}
