@@ -1,7 +1,7 @@
 //! The conformance kit: one run of checks that every adapter's tests drive against the adapter's
 //! simulator, so every protocol honours the same contract.
 //!
-//! ```ignore
+//! ```text
 //! let report = Conformance::new(link, profile, &simulator)
 //!     .with_firmware(FirmwareFixture { first, second })
 //!     .run()
@@ -17,6 +17,7 @@
 //! device timeout and recovery) giving the documented [`ErrorKind`]s.
 
 mod firmware;
+pub mod memory;
 mod values;
 
 use std::fmt;
