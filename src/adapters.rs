@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use iotmc_adapter::Adapter;
 
-/// Every protocol the product has an adapter crate for, whether built in or not.
+/// Every protocol the product serves, whether its adapter is built in or not.
 pub const KNOWN_PROTOCOLS: [&str; 4] = ["modbus", "mqtt", "zigbee", "ble"];
+
+/// The protocols whose adapter crates exist in this source tree (each behind a cargo feature of
+/// its name). An adapter crate adds itself here and to [`AdapterSet::built`] when it lands.
+pub const ADAPTER_CRATES: [&str; 0] = [];
 
 /// The adapters available to this gateway, by protocol name.
 #[derive(Clone, Default)]
@@ -55,9 +59,14 @@ impl AdapterSet {
 
     /// Why `protocol` cannot be served by this binary, in words an integrator can act on.
     pub fn missing(&self, protocol: &str) -> String {
-        if KNOWN_PROTOCOLS.contains(&protocol) {
+        if ADAPTER_CRATES.contains(&protocol) {
             format!(
                 "the `{protocol}` adapter is not built into this binary (built: {}); build with `--features {protocol}`",
+                self.names()
+            )
+        } else if KNOWN_PROTOCOLS.contains(&protocol) {
+            format!(
+                "the `{protocol}` adapter is not part of this release yet (built: {})",
                 self.names()
             )
         } else {

@@ -147,14 +147,14 @@ fn describe(p: &Profile) -> String {
         if !q.values.is_empty() {
             let _ = write!(constraint, " one of {}", q.values.join("|"));
         }
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  {:<24} {:<6} {:<10} {:<6}{constraint}",
             q.name,
             q.value_type.as_str(),
             q.access.as_str(),
             q.unit.as_deref().unwrap_or("")
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     let _ = writeln!(out, "\nactions:");
     for a in &p.actions {

@@ -35,10 +35,16 @@ const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lifec
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// Another process holds the database.
-    #[error("the registry {} is in use by another iotmc-gateway process; stop that one first (e.g. `systemctl stop iotmc-gateway`)", path.display())]
+    #[error("the registry {} is held by a running iotmc-gateway; {}", path.display(), if *read_only {
+        "it can be read from the command line only while the gateway is stopped (e.g. `systemctl stop iotmc-gateway`)"
+    } else {
+        "stop that gateway first (e.g. `systemctl stop iotmc-gateway`); two gateways cannot share a state directory"
+    })]
     InUse {
         /// The database file.
         path: PathBuf,
+        /// Whether the refused open was read-only.
+        read_only: bool,
     },
     /// The database was written with a schema this build does not know.
     #[error("the registry {} has schema version {found}, but this iotmc-gateway understands only version {supported}; {hint}", path.display())]
@@ -148,7 +154,7 @@ impl Registry {
             ))
         })?;
         let path = state_dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let db = Database::create(&path).map_err(|e| open_error(&path, e, false))?;
         let registry = Self {
             handle: Handle::ReadWrite(db),
             path,
@@ -163,7 +169,7 @@ impl Registry {
         if !path.exists() {
             return Err(RegistryError::Missing { path });
         }
-        let db = ReadOnlyDatabase::open(&path).map_err(|e| open_error(&path, e))?;
+        let db = ReadOnlyDatabase::open(&path).map_err(|e| open_error(&path, e, true))?;
         let registry = Self {
             handle: Handle::ReadOnly(db),
             path,
@@ -408,10 +414,11 @@ impl Registry {
     }
 }
 
-fn open_error(path: &Path, e: DatabaseError) -> RegistryError {
+fn open_error(path: &Path, e: DatabaseError, read_only: bool) -> RegistryError {
     match e {
         DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse {
             path: path.to_owned(),
+            read_only,
         },
         source => RegistryError::Open {
             path: path.to_owned(),

@@ -185,7 +185,11 @@ fn second_writer_should_be_told_the_registry_is_in_use() {
     let _first = Registry::open(dir.path()).unwrap();
     let err = Registry::open(dir.path()).unwrap_err();
     assert!(matches!(err, RegistryError::InUse { .. }), "{err}");
-    assert!(err.to_string().contains("stop that one first"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("two gateways cannot share a state directory"),
+        "{err}"
+    );
 }
 
 #[test]
