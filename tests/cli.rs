@@ -1,5 +1,7 @@
 //! The command line as an integrator uses it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;

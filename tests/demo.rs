@@ -1,6 +1,8 @@
 //! `iotmc-gateway demo` starts with no arguments and no external services, prints one line per
 //! served device, and stops cleanly on SIGINT, removing its temporary state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step is a failed test
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

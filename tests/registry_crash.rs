@@ -2,6 +2,8 @@
 //! the parent kills it with SIGKILL mid-burst, reopens the registry and checks that every
 //! acknowledged write is there.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step is a failed test
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -33,11 +33,16 @@ pub fn plan_devices(
     for (i, device) in config.devices.iter().enumerate() {
         let at = |f: &str| format!("devices[{i}].{f}");
         let Some(profile) = catalog.get(&device.profile) else {
-            let hint = if catalog.is_empty() {
+            let hint = if let Some(file) = catalog.rejected(&device.profile) {
+                format!(
+                    "{} has errors (listed above); fix them first",
+                    file.display()
+                )
+            } else if catalog.is_empty() {
                 format!("no profiles were loaded from {}", dirs(config))
             } else {
                 format!(
-                    "{} profiles are loaded from {}; `iotmc-gateway profile validate` lists them",
+                    "{} profile(s) are loaded from {}; `iotmc-gateway profile validate` lists them",
                     catalog.len(),
                     dirs(config)
                 )
@@ -45,7 +50,7 @@ pub fn plan_devices(
             errors.push(source.error_at(
                 &at("profile"),
                 format!(
-                    "device `{}`: no profile `{}`; {hint}",
+                    "device `{}`: profile `{}` cannot be used: {hint}",
                     device.id, device.profile
                 ),
             ));

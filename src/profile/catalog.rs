@@ -48,6 +48,8 @@ impl fmt::Display for Finding {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     profiles: BTreeMap<String, Arc<Profile>>,
+    /// Profiles that parsed but failed a later check, by id, with their file.
+    rejected: BTreeMap<String, PathBuf>,
 }
 
 impl Catalog {
@@ -83,6 +85,7 @@ impl Catalog {
                 .iter()
                 .any(|f| f.severity == Severity::Error)
             {
+                catalog.rejected.insert(profile.id.clone(), file);
                 continue;
             }
             if let Some(first) = origin.get(&profile.id) {
@@ -110,6 +113,11 @@ impl Catalog {
     /// The profile with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<Profile>> {
         self.profiles.get(id)
+    }
+
+    /// The file of a profile that was found but left out because of its errors.
+    pub fn rejected(&self, id: &str) -> Option<&Path> {
+        self.rejected.get(id).map(PathBuf::as_path)
     }
 
     /// Every profile, by id.
