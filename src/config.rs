@@ -458,7 +458,7 @@ impl Config {
                 }
             }
             for (key, value) in &group.defaults {
-                if toml_to_value(value).is_none() {
+                if Value::from_toml(value).is_none() {
                     fail(
                         at(&format!("defaults.{key}")),
                         "a default must be a boolean, integer, float or string".into(),
@@ -560,17 +560,6 @@ impl Config {
             }
         }
         errors
-    }
-}
-
-/// A config default as a parameter value, if it is of a kind parameters take.
-pub fn toml_to_value(value: &toml::Value) -> Option<Value> {
-    match value {
-        toml::Value::Boolean(b) => Some(Value::Bool(*b)),
-        toml::Value::Integer(i) => Some(Value::Int(*i)),
-        toml::Value::Float(f) => Some(Value::Float(*f)),
-        toml::Value::String(s) => Some(Value::Text(s.clone())),
-        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use iotmc_adapter::{LocatedError, Profile, Resource};
 
 use crate::adapters::AdapterSet;
-use crate::config::{Config, DeviceConfig, toml_to_value};
+use crate::config::{Config, DeviceConfig};
 use crate::profile::Catalog;
 
 /// A configured device whose profile and address have been checked.
@@ -91,9 +91,10 @@ pub fn plan_devices(
         }
         if let Some(group) = device.group.as_deref().and_then(|g| config.group(g)) {
             for (name, value) in &group.defaults {
-                let (Some(parameter), Some(value)) =
-                    (profile.parameter(name), toml_to_value(value))
-                else {
+                let (Some(parameter), Some(value)) = (
+                    profile.parameter(name),
+                    iotmc_adapter::Value::from_toml(value),
+                ) else {
                     continue;
                 };
                 let problem = if parameter.access.can_write() {

@@ -73,6 +73,18 @@ impl Value {
         }
     }
 
+    /// A TOML scalar as a value (profile initial values, group defaults); `None` for arrays,
+    /// tables and datetimes, which no parameter takes.
+    pub fn from_toml(value: &toml::Value) -> Option<Self> {
+        match value {
+            toml::Value::Boolean(b) => Some(Self::Bool(*b)),
+            toml::Value::Integer(i) => Some(Self::Int(*i)),
+            toml::Value::Float(f) => Some(Self::Float(*f)),
+            toml::Value::String(s) => Some(Self::Text(s.clone())),
+            toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
+        }
+    }
+
     /// The value as a number, if it is one.
     pub fn as_f64(&self) -> Option<f64> {
         match self {

@@ -30,16 +30,6 @@ struct MemorySection {
     initial: BTreeMap<String, toml::Value>,
 }
 
-fn to_value(v: &toml::Value) -> Option<Value> {
-    match v {
-        toml::Value::Boolean(b) => Some(Value::Bool(*b)),
-        toml::Value::Integer(i) => Some(Value::Int(*i)),
-        toml::Value::Float(f) => Some(Value::Float(*f)),
-        toml::Value::String(s) => Some(Value::Text(s.clone())),
-        _ => None,
-    }
-}
-
 /// How a link deliberately breaks the contract, to show the kit notices.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
@@ -130,7 +120,7 @@ impl Adapter for MemoryAdapter {
         let initial: Readings = section
             .initial
             .iter()
-            .filter_map(|(k, v)| Some((k.clone(), to_value(v)?)))
+            .filter_map(|(k, v)| Some((k.clone(), Value::from_toml(v)?)))
             .collect();
         let link = MemoryLink::new(Arc::clone(&binding.profile), initial, self.fault);
         self.devices
