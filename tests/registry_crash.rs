@@ -79,19 +79,28 @@ fn kill_after(acks_before_kill: usize) -> (tempfile::TempDir, Vec<u64>) {
             .next()
             .expect("the child stopped before it was killed")
             .unwrap();
-        if let Some(n) = line.strip_prefix("ack ") {
-            acked.push(n.parse().unwrap());
+        if let Some(n) = ack(&line) {
+            acked.push(n);
         }
     }
     child.kill().unwrap(); // SIGKILL: no destructor, no flush, no commit runs after this.
     child.wait().unwrap();
     // Acknowledgements already in the pipe were written after their commits: they count too.
     for line in lines {
-        if let Some(n) = line.unwrap().strip_prefix("ack ") {
-            acked.push(n.parse().unwrap());
-        }
+        acked.extend(ack(&line.unwrap()));
     }
+    assert!(
+        acked.iter().copied().eq(0..acked.len() as u64),
+        "acknowledgements are read in order, none missed: {acked:?}"
+    );
     (dir, acked)
+}
+
+/// The index in an acknowledgement line. The harness prints `test crash_child_writer ... `
+/// without a newline before the test runs, so the first one shares its line.
+fn ack(line: &str) -> Option<u64> {
+    line.rsplit_once("ack ")
+        .map(|(_, n)| n.trim().parse().expect("an ack line ends with its index"))
 }
 
 #[test]
@@ -114,9 +123,10 @@ fn every_acknowledged_write_should_survive_a_kill() {
         let devices = registry.devices().unwrap();
         assert!(
             devices.len() <= acked.len() + 1,
-            "{} devices, {} acknowledged",
+            "{} devices, {} acknowledged: {acked:?} vs {:?}",
             devices.len(),
-            acked.len()
+            acked.len(),
+            devices.iter().map(|d| d.id.as_str()).collect::<Vec<_>>()
         );
         for device in devices {
             let history = registry.history(&device.id).unwrap();
