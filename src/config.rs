@@ -183,7 +183,7 @@ pub enum ApprovalMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FirmwarePolicy {
-    /// `manual`: only when scheduled by a controller; `maintenance-window`: scheduled updates
+    /// `as-scheduled` (default): at the time the controller scheduled; `maintenance-window`: scheduled updates
     /// wait for the group's next window.
     #[serde(default)]
     pub schedule: SchedulePolicy,

@@ -313,3 +313,23 @@ fn version_should_name_the_package_version() {
         format!("iotmc-gateway {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn deploy_example_config_should_load() {
+    let config = iotmc_gateway::config::Config::load(&repo("deploy/gateway.example.toml"))
+        .unwrap_or_else(|errors| {
+            panic!(
+                "{}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+    assert_eq!(
+        config.gateway.state_dir,
+        Path::new("/var/lib/iotmc-gateway")
+    );
+    assert!(!config.groups.is_empty(), "the example documents groups");
+}
