@@ -173,3 +173,40 @@ async fn profile_error_in_the_adapter_section_should_stop_the_start() {
         "{errors:?}"
     );
 }
+
+#[tokio::test]
+async fn two_devices_at_one_address_should_be_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[[devices]]\nid = \"thermostat-2\"\nprofile = \"memory-thermostat\"\naddress = \"memory:one\"\n";
+    let errors = invalid(Gateway::start(config(dir.path(), extra), adapters()).await);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("gateway.toml:21:11: field `devices[1].address`: device `thermostat-2` has the same memory address as device `thermostat-1`"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn decommissioned_device_should_not_be_attached_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start(config(dir.path(), ""), adapters())
+        .await
+        .unwrap();
+    gateway
+        .registry()
+        .transition(
+            "thermostat-1",
+            LifecycleState::Decommissioned,
+            "retired",
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    gateway.stop().await;
+
+    let gateway = Gateway::start(config(dir.path(), ""), adapters())
+        .await
+        .unwrap();
+    assert!(gateway.devices().is_empty(), "{:?}", gateway.devices());
+    let record = gateway.registry().device("thermostat-1").unwrap().unwrap();
+    assert_eq!(record.lifecycle, LifecycleState::Decommissioned);
+}

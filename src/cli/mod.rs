@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::adapters::AdapterSet;
 use crate::config::Config;
+use crate::daemon::ShutdownSignal;
 use crate::logging::{self, LogFormat};
 
 /// iotmc-gateway: presents Modbus, MQTT, Zigbee and BLE devices as managed UPnP devices.
@@ -87,29 +88,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => {
             let config = load_config(&config)?;
             runtime()?.block_on(async {
-                let (tx, rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
-                tokio::spawn(async move {
-                    let _ = tx.send(crate::daemon::shutdown_signal().await);
-                });
-                crate::daemon::run(config, adapters, async {
-                    if let Ok(Err(e)) = rx.await {
-                        tracing::error!(error = %e, "signal handling failed; stopping");
-                    }
-                })
-                .await
+                let signal = ShutdownSignal::install()?;
+                crate::daemon::run(config, adapters, signal.wait()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { state_dir } => {
             runtime()?.block_on(async {
-                let signal = crate::daemon::shutdown_signal();
+                let signal = ShutdownSignal::install()?;
                 let mut stdout = std::io::stdout();
-                crate::demo::run(state_dir, adapters, &mut stdout, async {
-                    if let Err(e) = signal.await {
-                        tracing::error!(error = %e, "signal handling failed; stopping");
-                    }
-                })
-                .await
+                crate::demo::run(state_dir, adapters, &mut stdout, signal.wait()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -90,6 +90,9 @@ impl Gateway {
             .collect();
         let cause = format!("declared in {}", config.source.path().display());
         let reconciled = registry.reconcile(&declared, &cause, now)?;
+        for id in &reconciled.decommissioned {
+            tracing::warn!(device = %id, "decommissioned: its config entry is ignored; remove it from the config, or give the device a new id to manage it again");
+        }
         for id in &reconciled.orphaned {
             tracing::warn!(device = %id, "in the registry but no longer in the config: not attached; decommission it to remove it");
         }
@@ -102,6 +105,9 @@ impl Gateway {
         let mut devices = Vec::with_capacity(planned.len());
         for (plan, record) in planned.into_iter().zip(declared) {
             let record = registry.device(&record.id)?.unwrap_or(record);
+            if record.lifecycle == LifecycleState::Decommissioned {
+                continue;
+            }
             let link = attach(&adapters, &plan.profile, &record).await;
             devices.push(ManagedDevice {
                 record,

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use tokio::time::Instant;
 
 pub use gateway::{Gateway, ManagedDevice, StartError};
+
 pub use plan::{PlannedDevice, plan_devices};
 
 use crate::adapters::AdapterSet;
@@ -60,16 +61,32 @@ pub async fn run(
     Ok(())
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+/// SIGTERM and SIGINT handlers, installed before anything starts so that a stop requested
+/// during start-up is not lost (nor kills the process by the default action): it is taken up
+/// as soon as the gateway is ready.
+#[derive(Debug)]
+pub struct ShutdownSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers. Must be called inside the runtime.
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Completes on the first SIGTERM or SIGINT received since [`ShutdownSignal::install`].
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+            _ = self.int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
+        }
+    }
 }
 
 /// Pings the systemd watchdog at half its interval.

@@ -30,6 +30,7 @@ pub fn plan_devices(
     let mut errors = Vec::new();
     let mut planned = Vec::new();
     let mut claims: BTreeMap<Resource, (&str, &str)> = BTreeMap::new();
+    let mut addresses: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     for (i, device) in config.devices.iter().enumerate() {
         let at = |f: &str| format!("devices[{i}].{f}");
         let Some(profile) = catalog.get(&device.profile) else {
@@ -74,6 +75,16 @@ pub fn plan_devices(
                     "device `{}`: {:?} is not a {} address: {expected}",
                     device.id, device.address, profile.protocol
                 ),
+            ));
+            continue;
+        }
+        if let Some(other) = addresses.insert(
+            (profile.protocol.as_str(), device.address.as_str()),
+            device.id.as_str(),
+        ) {
+            errors.push(source.error_at(
+                &at("address"),
+                format!("device `{}` has the same {} address as device `{other}`; one device, one entry", device.id, profile.protocol),
             ));
             continue;
         }

@@ -52,8 +52,9 @@ impl LifecycleState {
             Manufactured => &[Provisioned, Decommissioned],
             Provisioned => &[PendingApproval, Decommissioned],
             PendingApproval => &[Commissioned, Provisioned, Decommissioned],
-            Commissioned => &[Maintenance, Decommissioned],
-            Maintenance => &[Commissioned, Decommissioned],
+            // Back to Provisioned: re-provisioned, e.g. replaced by another physical device.
+            Commissioned => &[Maintenance, Provisioned, Decommissioned],
+            Maintenance => &[Commissioned, Provisioned, Decommissioned],
             Decommissioned => &[],
         }
     }

@@ -142,6 +142,8 @@ pub struct Reconciled {
     pub updated: Vec<String>,
     /// Devices in the registry that the config no longer declares.
     pub orphaned: Vec<String>,
+    /// Devices the config declares that were decommissioned: left untouched, never attached.
+    pub decommissioned: Vec<String>,
 }
 
 impl Registry {
@@ -347,9 +349,11 @@ impl Registry {
     }
 
     /// Brings the registry in line with the devices the config declares, in one transaction:
-    /// new devices are added as Provisioned, changed ones updated (keeping their lifecycle and
-    /// configuration version), and devices no longer declared are marked as such (never
-    /// deleted: removing a device is decommissioning, an explicit act).
+    /// new devices are added as Provisioned; changed ones are updated, keeping their lifecycle
+    /// and configuration version unless their protocol address changed (then they are back to
+    /// Provisioned: another physical device must enroll again); decommissioned ones are left
+    /// alone; and devices no longer declared are marked as such (never deleted: removing a
+    /// device is decommissioning, an explicit act).
     pub fn reconcile(
         &self,
         declared: &[DeviceRecord],
@@ -382,13 +386,27 @@ impl Registry {
                         )?;
                         report.added.push(wanted.id.clone());
                     }
+                    Some(old) if old.lifecycle == LifecycleState::Decommissioned => {
+                        report.decommissioned.push(wanted.id.clone());
+                    }
                     Some(old) => {
-                        let updated = DeviceRecord {
+                        let mut updated = DeviceRecord {
                             lifecycle: old.lifecycle,
                             lifecycle_since_ms: old.lifecycle_since_ms,
                             config_version: old.config_version,
                             ..wanted.clone()
                         };
+                        // A new protocol address is a different physical device: whatever was
+                        // approved for the old one does not carry over.
+                        if old.udn != wanted.udn && old.lifecycle.check_transition(LifecycleState::Provisioned).is_ok() {
+                            updated.lifecycle = LifecycleState::Provisioned;
+                            updated.lifecycle_since_ms = unix_ms(at);
+                            let cause = format!(
+                                "{cause}: address changed from {} {} to {} {}; the device must enroll again",
+                                old.protocol, old.address, wanted.protocol, wanted.address
+                            );
+                            append_history(&mut history, &wanted.id, Some(old.lifecycle), LifecycleState::Provisioned, &cause, at)?;
+                        }
                         if &updated != old {
                             put(&mut devices, &updated)?;
                             report.updated.push(wanted.id.clone());

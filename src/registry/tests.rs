@@ -122,7 +122,7 @@ fn reconcile_should_add_update_and_orphan_but_keep_lifecycle() {
         .unwrap();
     registry.bump_config_version("m1").unwrap();
 
-    let mut moved = record("m1", "a2");
+    let mut moved = record("m1", "a");
     moved.group = None;
     let report = registry
         .reconcile(&[moved, record("m3", "c")], "declared", at(2))
@@ -132,12 +132,13 @@ fn reconcile_should_add_update_and_orphan_but_keep_lifecycle() {
         Reconciled {
             added: vec!["m3".into()],
             updated: vec!["m1".into()],
-            orphaned: vec!["m2".into()]
+            orphaned: vec!["m2".into()],
+            decommissioned: vec![],
         }
     );
 
     let m1 = registry.device("m1").unwrap().unwrap();
-    assert_eq!((m1.address.as_str(), m1.group.as_deref()), ("a2", None));
+    assert_eq!((m1.address.as_str(), m1.group.as_deref()), ("a", None));
     assert_eq!(
         m1.lifecycle,
         LifecycleState::PendingApproval,
@@ -231,4 +232,55 @@ fn file_that_is_not_a_database_should_give_a_clear_error() {
         err.to_string().contains("cannot open the registry"),
         "{err}"
     );
+}
+
+#[test]
+fn reconcile_should_send_a_device_at_a_new_address_back_to_provisioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .reconcile(&[record("m1", "a")], "declared", at(0))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::PendingApproval, "enrolled", at(1))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::Commissioned, "approved", at(2))
+        .unwrap();
+
+    let report = registry
+        .reconcile(&[record("m1", "b")], "declared in gw.toml", at(3))
+        .unwrap();
+    assert_eq!(report.updated, vec!["m1".to_owned()]);
+    let m1 = registry.device("m1").unwrap().unwrap();
+    assert_eq!(m1.lifecycle, LifecycleState::Provisioned);
+    assert_eq!(m1.udn, device_udn("gw", "modbus", "b"));
+    let last = registry.history("m1").unwrap().pop().unwrap();
+    assert_eq!(last.from, Some(LifecycleState::Commissioned));
+    assert!(
+        last.cause
+            .contains("address changed from modbus a to modbus b"),
+        "{}",
+        last.cause
+    );
+}
+
+#[test]
+fn reconcile_should_leave_a_decommissioned_device_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .reconcile(&[record("m1", "a")], "declared", at(0))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::Decommissioned, "retired", at(1))
+        .unwrap();
+    let before = registry.device("m1").unwrap().unwrap();
+
+    let report = registry
+        .reconcile(&[record("m1", "b")], "declared", at(2))
+        .unwrap();
+    assert_eq!(report.decommissioned, vec!["m1".to_owned()]);
+    assert!(report.updated.is_empty());
+    assert_eq!(registry.device("m1").unwrap().unwrap(), before);
 }

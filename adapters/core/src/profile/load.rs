@@ -215,7 +215,17 @@ impl Profile {
                 ),
                 Some(_) => {}
             }
-            if let (Some(min), Some(max)) = (check.min, check.max)
+            if [check.min, check.max]
+                .into_iter()
+                .flatten()
+                .any(|x| !x.is_finite())
+            {
+                fail(
+                    at("min"),
+                    "bounds must be finite numbers (not nan or inf); leave a bound out for none"
+                        .into(),
+                );
+            } else if let (Some(min), Some(max)) = (check.min, check.max)
                 && min > max
             {
                 fail(at("min"), format!("min {min} is above max {max}"));
@@ -260,6 +270,15 @@ fn check_declaration(
             fail(
                 at("range"),
                 format!("a `{value_type}` has no range; only `int` and `float` do"),
+            );
+        } else if [range.min, range.max]
+            .into_iter()
+            .flatten()
+            .any(|x| !x.is_finite())
+        {
+            fail(
+                at("range"),
+                "bounds must be finite numbers (not nan or inf); leave a bound out for none".into(),
             );
         } else if let (Some(min), Some(max)) = (range.min, range.max)
             && min > max
@@ -453,6 +472,27 @@ anything = "belongs to the adapter"
             ],
             "{errors:#?}"
         );
+    }
+
+    #[test]
+    fn non_finite_bounds_should_be_refused() {
+        let text = GOOD
+            .replace("min = 5, max = 30", "min = nan, max = 30")
+            .replace(
+                "parameter = \"setpoint\", min = 5",
+                "parameter = \"setpoint\", min = -inf",
+            );
+        let errors = load(&text).unwrap_err();
+        let fields: Vec<_> = errors
+            .iter()
+            .map(|e| e.field.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            fields,
+            vec!["parameters[0].range", "health.checks[0].min"],
+            "{errors:#?}"
+        );
+        assert!(errors[0].message.contains("finite"), "{}", errors[0]);
     }
 
     #[test]

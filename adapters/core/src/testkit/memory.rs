@@ -116,7 +116,7 @@ impl Adapter for MemoryAdapter {
             .profile
             .source()
             .section("memory")
-            .map_err(|e| LinkError::Transport(e.to_string()))?;
+            .map_err(|e| LinkError::Malformed(e.to_string()))?;
         let initial: Readings = section
             .initial
             .iter()
@@ -135,6 +135,8 @@ impl Adapter for MemoryAdapter {
 struct DeviceState {
     values: Readings,
     log: Vec<DeviceLogRecord>,
+    /// Index of the next log record; never reused, even after a clear, as on a real device.
+    next_log_index: u64,
     banks: Vec<BankInfo>,
     staged: Option<String>,
 }
@@ -159,7 +161,8 @@ impl SimulatedDevice for MemoryDevice {
 
     fn append_log(&self, severity: Severity, message: &str) {
         self.with(|s| {
-            let index = s.log.len() as u64;
+            let index = s.next_log_index;
+            s.next_log_index += 1;
             s.log.push(DeviceLogRecord {
                 index: Some(index),
                 timestamp: Some(SystemTime::now()),

@@ -261,7 +261,13 @@ impl<'a> Conformance<'a> {
             } else {
                 None
             };
-            let value = values::different_valid_value(parameter, current.as_ref());
+            let Some(value) = values::different_valid_value(parameter, current.as_ref()) else {
+                self.report.record(
+                    name,
+                    Outcome::Skipped("the declaration allows no other value".into()),
+                );
+                continue;
+            };
             let request = Readings::from([(parameter.name.clone(), value.clone())]);
             if let Err(e) = bounded(self.link.write(&request)).await {
                 self.report
@@ -309,8 +315,12 @@ impl<'a> Conformance<'a> {
         );
 
         let profile = Arc::clone(&self.profile);
-        if let Some(p) = profile.parameters.iter().find(|p| !p.access.can_write()) {
-            let value = values::different_valid_value(p, None);
+        if let Some((p, value)) = profile
+            .parameters
+            .iter()
+            .filter(|p| !p.access.can_write())
+            .find_map(|p| values::different_valid_value(p, None).map(|v| (p, v)))
+        {
             let result = bounded(self.link.write(&Readings::from([(p.name.clone(), value)]))).await;
             self.report.check(
                 format!("write of read-only `{}` is AccessDenied", p.name),

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use crate::profile::{ActionSpec, Parameter, ValueRange};
 use crate::{Value, ValueType};
 
-/// A valid value for `parameter` that differs from `current` where the declaration allows.
-pub(super) fn different_valid_value(parameter: &Parameter, current: Option<&Value>) -> Value {
+/// A valid value for `parameter` that differs from `current`, if the declaration has one.
+pub(super) fn different_valid_value(
+    parameter: &Parameter,
+    current: Option<&Value>,
+) -> Option<Value> {
     candidates(
         parameter.value_type,
         parameter.range.as_ref(),
@@ -16,7 +19,6 @@ pub(super) fn different_valid_value(parameter: &Parameter, current: Option<&Valu
     )
     .into_iter()
     .find(|candidate| current.is_none_or(|c| !same(parameter, c, candidate)))
-    .unwrap_or(Value::Bool(false))
 }
 
 /// A value the declaration forbids (above the range, or outside the members), if there is one.
@@ -114,16 +116,14 @@ fn candidates(
     match value_type {
         ValueType::Bool => vec![Value::Bool(true), Value::Bool(false)],
         ValueType::Int => {
+            let (low, high) = bounds(range);
             #[allow(clippy::cast_possible_truncation)]
-            let (low, high) = (
-                range.min.map_or(0, |m| m.ceil() as i64),
-                range.max.map_or(100, |m| m.floor() as i64),
-            );
+            let (low, high) = (low.ceil() as i64, high.floor() as i64);
             let mid = low + (high - low) / 2;
             vec![Value::Int(mid), Value::Int(low), Value::Int(high)]
         }
         ValueType::Float => {
-            let (low, high) = (range.min.unwrap_or(0.0), range.max.unwrap_or(100.0));
+            let (low, high) = bounds(range);
             let step = resolution.unwrap_or(0.5);
             let mid = ((low + (high - low) / 2.0) / step).round() * step;
             vec![
@@ -139,6 +139,43 @@ fn candidates(
                 .iter()
                 .map(|s| Value::Text(s.chars().take(limit).collect()))
                 .collect()
+        }
+    }
+}
+
+/// The range to pick test values from: the declared bounds, a span of 100 beside a single
+/// bound, or 0 to 100 when there is none.
+fn bounds(range: ValueRange) -> (f64, f64) {
+    match (range.min, range.max) {
+        (Some(low), Some(high)) => (low, high),
+        (Some(low), None) => (low, low + 100.0),
+        (None, Some(high)) => (high - 100.0, high),
+        (None, None) => (0.0, 100.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sided_ranges_should_give_values_inside_them() {
+        for range in [
+            ValueRange {
+                min: Some(150.0),
+                max: None,
+            },
+            ValueRange {
+                min: None,
+                max: Some(-10.0),
+            },
+        ] {
+            for value_type in [ValueType::Int, ValueType::Float] {
+                for value in candidates(value_type, Some(&range), &[], None, None) {
+                    let x = value.as_f64().unwrap_or(f64::NAN);
+                    assert!(range.contains(x), "{value} outside {range:?}");
+                }
+            }
         }
     }
 }
