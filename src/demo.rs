@@ -17,17 +17,20 @@ pub const DEMO_GATEWAY_ID: &str = "demo";
 /// The demo's config: loopback listeners on free ports, the repository's profiles, and the
 /// simulated devices of the built adapters.
 pub fn demo_config(state_dir: &Path, profile_dirs: &[PathBuf]) -> anyhow::Result<Config> {
+    let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let profile_dirs = profile_dirs
         .iter()
-        .map(|d| format!("{d:?}"))
+        .map(|d| quote(d))
         .collect::<Vec<_>>()
         .join(", ");
+    let state_dir = quote(state_dir);
+
     let text = format!(
         r#"
 [gateway]
 id = "{DEMO_GATEWAY_ID}"
 name = "iotmc-gateway demo"
-state_dir = {state_dir:?}
+state_dir = {state_dir}
 profile_dirs = [{profile_dirs}]
 shutdown_grace = "5s"
 
@@ -155,4 +158,18 @@ fn profile_dirs() -> Vec<PathBuf> {
     .find(|dir| dir.is_dir())
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_should_keep_paths_with_quotes_backslashes_and_accents() {
+        let state = Path::new("/tmp/with \"quotes\" and \\backslash\\ and e\u{301}");
+        let profiles = PathBuf::from("/srv/profil\u{e9}s");
+        let config = demo_config(state, std::slice::from_ref(&profiles)).unwrap();
+        assert_eq!(config.gateway.state_dir, state);
+        assert_eq!(config.gateway.profile_dirs, vec![profiles]);
+    }
 }

@@ -333,3 +333,24 @@ fn deploy_example_config_should_load() {
     );
     assert!(!config.groups.is_empty(), "the example documents groups");
 }
+
+#[test]
+fn validate_should_follow_linked_directories_and_go_on_past_a_broken_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("sensor.toml"), GOOD_PROFILE).unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::os::unix::fs::symlink(&real, tree.join("linked")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.toml"), tree.join("a-broken.toml")).unwrap();
+
+    let output = gateway(&["profile", "validate", tree.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("a-broken.toml: cannot read: No such file or directory"),
+        "{text}"
+    );
+    assert!(text.contains("1 valid profile(s), 1 error(s)"), "{text}");
+}

@@ -50,8 +50,7 @@ pub(super) fn run(command: DevicesCommand) -> anyhow::Result<ExitCode> {
         "ID", "PROTOCOL", "PROFILE", "GROUP", "CONFIG-VER", "LIFECYCLE", "SINCE (UTC)"
     );
     for d in &devices {
-        let since =
-            humantime::format_rfc3339_seconds(from_unix_ms(d.lifecycle_since_ms)).to_string();
+        let since = since(d.lifecycle_since_ms);
         println!(
             "{:<20} {:<8} {:<22} {:<16} {:<12} {:<16} {:<20} {}{}",
             d.id,
@@ -71,4 +70,23 @@ pub(super) fn run(command: DevicesCommand) -> anyhow::Result<ExitCode> {
         registry.path().display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A registry timestamp as RFC 3339 UTC, or raw milliseconds when it is beyond year 9999.
+fn since(ms: u64) -> String {
+    const YEAR_10000_MS: u64 = 253_402_300_800_000;
+    if ms < YEAR_10000_MS {
+        humantime::format_rfc3339_seconds(from_unix_ms(ms)).to_string()
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_beyond_year_9999_should_print_as_milliseconds() {
+        assert_eq!(super::since(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::since(u64::MAX), format!("{} ms", u64::MAX));
+    }
 }

@@ -60,13 +60,9 @@ impl Catalog {
         let mut findings = Vec::new();
         let mut files = Vec::new();
         for path in paths {
-            if let Err(e) = collect_toml_files(path, &mut files) {
-                findings.push(Finding {
-                    severity: Severity::Error,
-                    error: file_error(path, e),
-                });
-            }
+            collect_toml_files(path, &mut files, &mut findings);
         }
+
         let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         for file in files {
             let profile = match Profile::load(&file) {
@@ -166,24 +162,38 @@ fn check_with_adapter(profile: &Profile, adapters: &AdapterSet, findings: &mut V
     }
 }
 
-fn collect_toml_files(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let metadata = std::fs::metadata(path)?;
+/// Adds the `*.toml` files at or under `path` to `files`, in name order, following symbolic
+/// links. An entry that cannot be read becomes a finding; the walk goes on.
+fn collect_toml_files(path: &Path, files: &mut Vec<PathBuf>, findings: &mut Vec<Finding>) {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) => return unreadable(findings, path, e),
+    };
     if metadata.is_file() {
         files.push(path.to_owned());
-        return Ok(());
+        return;
     }
-    let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let child = entry.path();
-        let file_type = entry.file_type()?;
-        if file_type.is_dir() {
-            collect_toml_files(&child, files)?;
-        } else if child.extension().is_some_and(|e| e == "toml") {
-            files.push(child);
+    let entries = match std::fs::read_dir(path).and_then(|dir| dir.collect::<Result<Vec<_>, _>>()) {
+        Ok(entries) => entries,
+        Err(e) => return unreadable(findings, path, e),
+    };
+    let mut children: Vec<PathBuf> = entries.into_iter().map(|e| e.path()).collect();
+    children.sort();
+    for child in children {
+        match std::fs::metadata(&child) {
+            Ok(m) if m.is_dir() => collect_toml_files(&child, files, findings),
+            Ok(_) if child.extension().is_some_and(|e| e == "toml") => files.push(child),
+            Ok(_) => {}
+            Err(e) => unreadable(findings, &child, e),
         }
     }
-    Ok(())
+}
+
+fn unreadable(findings: &mut Vec<Finding>, path: &Path, e: std::io::Error) {
+    findings.push(Finding {
+        severity: Severity::Error,
+        error: file_error(path, e),
+    });
 }
 
 fn file_error(path: &Path, e: std::io::Error) -> LocatedError {
