@@ -43,6 +43,8 @@ fn run_should_notify_ready_log_json_and_stop_on_sigterm() {
             "json",
         ])
         .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -58,19 +60,28 @@ fn run_should_notify_ready_log_json_and_stop_on_sigterm() {
         "ready means the registry is open"
     );
 
+    let n = socket
+        .recv(&mut buf)
+        .expect("the daemon pinged the watchdog");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim_end(), "WATCHDOG=1");
+
     kill(
         Pid::from_raw(i32::try_from(child.id()).unwrap()),
         Signal::SIGTERM,
     )
     .unwrap();
-    let n = socket
-        .recv(&mut buf)
-        .expect("the daemon said it is stopping");
-    assert!(
-        String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "STOPPING=1")
-    );
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .expect("the daemon said it is stopping");
+        match String::from_utf8_lossy(&buf[..n]).trim_end() {
+            "WATCHDOG=1" => {}
+            message => {
+                assert_eq!(message, "STOPPING=1");
+                break;
+            }
+        }
+    }
 
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();

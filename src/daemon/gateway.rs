@@ -46,7 +46,7 @@ pub struct ManagedDevice {
 #[derive(Debug)]
 pub struct Gateway {
     config: Config,
-    registry: Registry,
+    registry: Arc<Registry>,
     devices: Vec<ManagedDevice>,
 }
 
@@ -117,7 +117,7 @@ impl Gateway {
         }
         Ok(Self {
             config,
-            registry,
+            registry: Arc::new(registry),
             devices,
         })
     }
@@ -133,7 +133,7 @@ impl Gateway {
     }
 
     /// The registry.
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 

@@ -1,11 +1,12 @@
-//! The daemon shell: parse config → build and bind → spawn → wait for SIGTERM/SIGINT → drain
-//! with a grace timeout. Readiness, watchdog and stopping are reported to systemd
+//! The daemon shell: parse config → build and bind → spawn → wait for SIGTERM/SIGINT → stop,
+//! bounded by a grace timeout. Readiness, watchdog and stopping are reported to systemd
 //! (`Type=notify`); outside systemd those notifications are no-ops.
 
 mod gateway;
 mod plan;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,8 +18,10 @@ pub use plan::{PlannedDevice, plan_devices};
 
 use crate::adapters::AdapterSet;
 use crate::config::Config;
+use crate::registry::Registry;
 
-/// Runs the gateway described by `config` until `shutdown` completes, then drains.
+/// Runs the gateway described by `config` until `shutdown` completes, then stops it within the
+/// configured grace period.
 pub async fn run(
     config: Config,
     adapters: AdapterSet,
@@ -43,7 +46,8 @@ pub async fn run(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
-    let watchdog = sd_notify::watchdog_enabled().map(|interval| tokio::spawn(watchdog(interval)));
+    let watchdog = sd_notify::watchdog_enabled()
+        .map(|interval| tokio::spawn(watchdog(interval, Arc::clone(gateway.registry()))));
 
     shutdown.await;
     tracing::info!(grace_s = grace.as_secs_f64(), "stopping");
@@ -89,12 +93,18 @@ impl ShutdownSignal {
     }
 }
 
-/// Pings the systemd watchdog at half its interval.
-async fn watchdog(interval: Duration) {
+/// Pings the systemd watchdog at half its interval, as long as the runtime runs this task and
+/// the registry answers a read; otherwise systemd restarts the daemon.
+async fn watchdog(interval: Duration, registry: Arc<Registry>) {
     let mut tick = tokio::time::interval(interval / 2);
     loop {
         tick.tick().await;
-        notify(&[sd_notify::NotifyState::Watchdog]);
+        match registry.check_readable() {
+            Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
+            Err(e) => {
+                tracing::error!(error = %e, "registry unreadable; withholding the watchdog ping")
+            }
+        }
     }
 }
 

@@ -250,6 +250,15 @@ impl Registry {
         Ok(value)
     }
 
+    /// Reads the schema version back: a cheap proof that the database still answers (used by
+    /// the systemd watchdog).
+    pub fn check_readable(&self) -> Result<(), RegistryError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        meta.get("schema_version").map_err(storage)?;
+        Ok(())
+    }
+
     /// Every device, by id.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, RegistryError> {
         let txn = self.read()?;
