@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use iotmc_adapter::{DeviceBinding, DeviceLink, LocatedError, Profile};
+use tracing::Instrument as _;
 
 use super::plan::plan_devices;
 use crate::adapters::AdapterSet;
@@ -38,7 +39,7 @@ pub struct ManagedDevice {
     pub record: DeviceRecord,
     /// Its profile.
     pub profile: Arc<Profile>,
-    /// Its link, once attached (a device whose attach failed is still managed and retried).
+    /// Its link; `None` when attaching failed (logged; the next start tries again).
     pub link: Option<Arc<dyn DeviceLink>>,
 }
 
@@ -108,7 +109,10 @@ impl Gateway {
             if record.lifecycle == LifecycleState::Decommissioned {
                 continue;
             }
-            let link = attach(&adapters, &plan.profile, &record).await;
+            let span = tracing::info_span!("device", id = %record.id, protocol = %record.protocol, address = %record.address);
+            let link = attach(&adapters, &plan.profile, &record)
+                .instrument(span)
+                .await;
             devices.push(ManagedDevice {
                 record,
                 profile: plan.profile,
@@ -161,7 +165,7 @@ async fn attach(
     match adapter.attach(&binding).await {
         Ok(link) => Some(link),
         Err(e) => {
-            tracing::error!(device = %record.id, protocol = %profile.protocol, error = %e, hint = e.hint(), "cannot attach device");
+            tracing::error!(error = %e, hint = e.hint(), "cannot attach the device; it stays managed and is retried when the gateway restarts");
             None
         }
     }
