@@ -290,27 +290,8 @@ pub struct DeviceConfig {
 impl Config {
     /// Reads and checks the config file at `path`. Every error found is returned.
     pub fn load(path: &Path) -> Result<Self, Vec<LocatedError>> {
-        let file_error = |message: String| {
-            vec![LocatedError {
-                file: path.to_owned(),
-                line: None,
-                column: None,
-                field: None,
-                message,
-                snippet: None,
-            }]
-        };
-        let size = std::fs::metadata(path)
-            .map_err(|e| file_error(format!("cannot read the config: {e}")))?
-            .len();
-        if size > MAX_CONFIG_SIZE {
-            return Err(file_error(format!(
-                "the file is {size} bytes; configs are limited to {MAX_CONFIG_SIZE}"
-            )));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| file_error(format!("cannot read the config as UTF-8 text: {e}")))?;
-        Self::from_toml(path, &text)
+        let source = TomlSource::read(path, MAX_CONFIG_SIZE, "config").map_err(|e| vec![e])?;
+        Self::from_toml(path, source.text())
     }
 
     /// Parses and checks a config from text; `path` names it in errors and anchors relative

@@ -192,17 +192,6 @@ fn collect_toml_files(path: &Path, files: &mut Vec<PathBuf>, findings: &mut Vec<
 fn unreadable(findings: &mut Vec<Finding>, path: &Path, e: std::io::Error) {
     findings.push(Finding {
         severity: Severity::Error,
-        error: file_error(path, e),
+        error: LocatedError::in_file(path, format!("cannot read: {e}")),
     });
-}
-
-fn file_error(path: &Path, e: std::io::Error) -> LocatedError {
-    LocatedError {
-        file: path.to_owned(),
-        line: None,
-        column: None,
-        field: None,
-        message: format!("cannot read: {e}"),
-        snippet: None,
-    }
 }

@@ -53,7 +53,39 @@ pub struct TomlSource {
     text: Arc<str>,
 }
 
+impl LocatedError {
+    /// An error about a whole file (it cannot be read, it is too large), with no place in it.
+    pub fn in_file(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+            snippet: None,
+        }
+    }
+}
+
 impl TomlSource {
+    /// Reads the file at `path` as UTF-8 text, refusing files over `max_size` bytes before
+    /// reading them. `what` names the kind of file in errors (`profile`, `config`).
+    pub fn read(path: &Path, max_size: u64, what: &str) -> Result<Self, LocatedError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| LocatedError::in_file(path, format!("cannot read the {what}: {e}")))?
+            .len();
+        if size > max_size {
+            return Err(LocatedError::in_file(
+                path,
+                format!("the file is {size} bytes; {what}s are limited to {max_size} bytes"),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            LocatedError::in_file(path, format!("cannot read the {what} as UTF-8 text: {e}"))
+        })?;
+        Ok(Self::new(path, text))
+    }
+
     /// Wraps a file's path and text.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
         Self {
@@ -266,6 +298,19 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "id = \"x\"\n[[parameters]]\nname = \"a\"\n[[parameters]]\nname = \"b\"\nrange = { min = 5, max = 1 }\n";
+
+    #[test]
+    fn read_should_refuse_a_file_over_the_limit_and_name_it() {
+        let path = std::env::temp_dir().join(format!("iotmc-located-{}.toml", std::process::id()));
+        std::fs::write(&path, "x".repeat(65)).unwrap();
+        let err = TomlSource::read(&path, 64, "profile").unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(err.file, path);
+        assert_eq!(
+            err.message,
+            "the file is 65 bytes; profiles are limited to 64 bytes"
+        );
+    }
 
     #[test]
     fn path_with_indices_should_split_into_keys_and_indices() {

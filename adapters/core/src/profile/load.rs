@@ -16,27 +16,9 @@ impl Profile {
     ///
     /// The protocol section is left to the adapter ([`crate::Adapter::validate_profile`]).
     pub fn load(path: &Path) -> Result<Self, Vec<LocatedError>> {
-        let file_error = |message: String| {
-            vec![LocatedError {
-                file: path.to_owned(),
-                line: None,
-                column: None,
-                field: None,
-                message,
-                snippet: None,
-            }]
-        };
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| file_error(format!("cannot read the profile: {e}")))?;
-        if metadata.len() > MAX_PROFILE_SIZE as u64 {
-            return Err(file_error(format!(
-                "the file is {} bytes; profiles are limited to {MAX_PROFILE_SIZE} bytes",
-                metadata.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| file_error(format!("cannot read the profile as UTF-8 text: {e}")))?;
-        Self::from_toml(path, &text)
+        let source =
+            TomlSource::read(path, MAX_PROFILE_SIZE as u64, "profile").map_err(|e| vec![e])?;
+        Self::from_toml(path, source.text())
     }
 
     /// Parses and checks the common part of a profile from text; `path` names it in errors.
