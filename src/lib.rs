@@ -14,3 +14,4 @@ pub mod lifecycle;
 pub mod logging;
 pub mod profile;
 pub mod registry;
+pub mod upnp;

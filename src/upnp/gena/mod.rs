@@ -1,0 +1,1 @@
+//! GENA eventing (UDA 2.0 §4): subscriptions, SEQ, moderation and NOTIFY delivery.

@@ -1,0 +1,10 @@
+//! The UPnP face (DESIGN.md §4 and §8): SSDP discovery, device and service descriptions, SOAP
+//! control, GENA eventing, and the HTTP and HTTPS listeners that carry them.
+//!
+//! Every protocol core here (SSDP announce scheduling and search answers, GENA subscriptions,
+//! SEQ and moderation) is sans-IO: it takes `now` as an argument and never reads the clock, so
+//! tests drive it deterministically. The IO around each core is a thin task.
+
+pub mod gena;
+pub mod net;
+pub mod ssdp;
