@@ -7,4 +7,5 @@
 
 pub mod gena;
 pub mod net;
+pub mod soap;
 pub mod ssdp;

@@ -161,10 +161,22 @@ mod tests {
     #[test]
     fn empty_names_should_pick_up_multicast_non_loopback_interfaces() {
         let all = vec![
-            ((true, true, true), iface("lo", [127, 0, 0, 1], [255, 0, 0, 0])),
-            ((true, false, true), iface("eth0", [10, 0, 0, 2], [255, 0, 0, 0])),
-            ((false, false, true), iface("eth1", [10, 1, 0, 2], [255, 0, 0, 0])),
-            ((true, false, false), iface("tun0", [10, 2, 0, 2], [255, 0, 0, 0])),
+            (
+                (true, true, true),
+                iface("lo", [127, 0, 0, 1], [255, 0, 0, 0]),
+            ),
+            (
+                (true, false, true),
+                iface("eth0", [10, 0, 0, 2], [255, 0, 0, 0]),
+            ),
+            (
+                (false, false, true),
+                iface("eth1", [10, 1, 0, 2], [255, 0, 0, 0]),
+            ),
+            (
+                (true, false, false),
+                iface("tun0", [10, 2, 0, 2], [255, 0, 0, 0]),
+            ),
         ];
         let chosen = select(&[], all, |f| *f).unwrap();
         assert_eq!(
@@ -176,8 +188,14 @@ mod tests {
     #[test]
     fn a_missing_or_down_interface_should_be_named_in_the_error() {
         let all = vec![
-            ((true, false, true), iface("eth0", [10, 0, 0, 2], [255, 0, 0, 0])),
-            ((false, false, true), iface("eth1", [10, 1, 0, 2], [255, 0, 0, 0])),
+            (
+                (true, false, true),
+                iface("eth0", [10, 0, 0, 2], [255, 0, 0, 0]),
+            ),
+            (
+                (false, false, true),
+                iface("eth1", [10, 1, 0, 2], [255, 0, 0, 0]),
+            ),
         ];
         let missing = select(&["wlan0".into()], all.clone(), |f| *f).unwrap_err();
         assert!(missing.to_string().contains("`wlan0`"), "{missing}");
