@@ -346,6 +346,42 @@ impl Registry {
         })
     }
 
+    /// Counts this start as one more boot and returns the new BOOTID.UPNP.ORG (UDA 2.0 §1.2:
+    /// increases with every boot, persisted so that it survives restarts; 31 bits, wraps to 1).
+    pub fn next_boot_id(&self) -> Result<u32, RegistryError> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let previous = meta.get("boot_id").map_err(storage)?.map(|v| v.value());
+            let next = match previous {
+                Some(n) if n < u64::from(i32::MAX as u32) => n + 1,
+                _ => 1,
+            };
+            meta.insert("boot_id", next).map_err(storage)?;
+            Ok(u32::try_from(next).unwrap_or(1))
+        })
+    }
+
+    /// The CONFIGID.UPNP.ORG for the descriptions whose digest is `digest`: unchanged while the
+    /// digest is, one more when it changes (persisted; 24 bits, as UDA 2.0 reserves the rest).
+    pub fn config_id_for(&self, digest: u64) -> Result<u32, RegistryError> {
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let known = meta
+                .get("description_digest")
+                .map_err(storage)?
+                .map(|v| v.value());
+            let current = meta.get("config_id").map_err(storage)?.map(|v| v.value());
+            let id = match (known, current) {
+                (Some(d), Some(id)) if d == digest => id,
+                (_, Some(id)) => (id + 1) % (1 << 24),
+                (_, None) => 1,
+            };
+            meta.insert("description_digest", digest).map_err(storage)?;
+            meta.insert("config_id", id).map_err(storage)?;
+            Ok(u32::try_from(id).unwrap_or(1))
+        })
+    }
+
     /// Increments a device's configuration version and returns the new one.
     pub fn bump_config_version(&self, id: &str) -> Result<u64, RegistryError> {
         self.write(|txn| {

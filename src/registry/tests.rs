@@ -284,3 +284,21 @@ fn reconcile_should_leave_a_decommissioned_device_alone() {
     assert!(report.updated.is_empty());
     assert_eq!(registry.device("m1").unwrap().unwrap(), before);
 }
+
+#[test]
+fn boot_id_should_increase_across_reopens_and_config_id_only_when_descriptions_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, config_a) = {
+        let registry = Registry::open(dir.path()).unwrap();
+        (
+            registry.next_boot_id().unwrap(),
+            registry.config_id_for(7).unwrap(),
+        )
+    };
+    let registry = Registry::open(dir.path()).unwrap();
+    assert_eq!(registry.next_boot_id().unwrap(), first + 1);
+    assert_eq!(registry.config_id_for(7).unwrap(), config_a);
+    let config_b = registry.config_id_for(8).unwrap();
+    assert_eq!(config_b, config_a + 1);
+    assert_eq!(registry.config_id_for(8).unwrap(), config_b);
+}

@@ -5,7 +5,11 @@
 //! SEQ and moderation) is sans-IO: it takes `now` as an argument and never reads the clock, so
 //! tests drive it deterministically. The IO around each core is a thin task.
 
+pub mod device;
 pub mod gena;
 pub mod net;
+pub mod scpd;
+pub mod services;
 pub mod soap;
 pub mod ssdp;
+pub mod xml_list;

@@ -1,0 +1,474 @@
+//! The services behind the control URLs: checks common to every action (does it exist, may
+//! this caller call it, are the arguments right, is its engine built), then the action itself
+//! through the adapter contract, and the events its outcome causes.
+
+pub mod cms;
+pub mod errors;
+pub mod specs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use iotmc_adapter::profile::ActionKind;
+use iotmc_adapter::{ActionOutcome, ActionRequest, LinkError, LinkEvent};
+use quick_xml::escape::escape;
+use uuid::Uuid;
+
+use super::device::{Availability, VirtualDevice};
+use super::gena::{EventedVariable, Eventing, Moderation, ServiceKey};
+use super::scpd::{Access, ServiceSpec};
+use super::soap::{ActionCall, UpnpError};
+use crate::registry::Registry;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Plain HTTP, or HTTPS without a client certificate.
+    Anonymous,
+    /// HTTPS with a client certificate the operator CA issued.
+    Operator {
+        /// The certificate's subject, for the log.
+        subject: String,
+    },
+}
+
+/// The gateway's own root device.
+#[derive(Debug, Clone)]
+pub struct GatewayInfo {
+    /// Its UDN.
+    pub udn: Uuid,
+    /// Gateway id.
+    pub id: String,
+    /// Friendly name.
+    pub name: String,
+}
+
+/// Everything the handlers need.
+#[derive(Debug)]
+pub struct FaceState {
+    /// Vendor domain for URNs and the SSDP header.
+    pub vendor_domain: String,
+    /// The gateway root device.
+    pub gateway: GatewayInfo,
+    /// Virtual devices by UDN.
+    pub devices: BTreeMap<Uuid, Arc<VirtualDevice>>,
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// GENA.
+    pub eventing: Eventing,
+    /// Port of the HTTPS listener, when it runs (for error messages).
+    pub https_port: Option<u16>,
+}
+
+/// What a control URL addresses.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A virtual device.
+    Device(Arc<VirtualDevice>),
+    /// The gateway root device.
+    Gateway,
+}
+
+impl Target {
+    /// Its UDN.
+    pub fn udn(&self, state: &FaceState) -> Uuid {
+        match self {
+            Self::Device(d) => d.udn,
+            Self::Gateway => state.gateway.udn,
+        }
+    }
+}
+
+/// The GENA key of `spec` on `udn`.
+pub fn event_key(udn: Uuid, spec: &ServiceSpec) -> ServiceKey {
+    ServiceKey {
+        device: udn,
+        service_id: spec.name.to_owned(),
+    }
+}
+
+/// Registers every evented service of every device with GENA, with their current values.
+pub fn register_events(state: &FaceState) {
+    for device in state.devices.values() {
+        for spec in specs::DEVICE_SERVICES {
+            if spec.is_evented() {
+                state.eventing.register(
+                    event_key(device.udn, spec),
+                    evented_variables(spec),
+                    initial_values(device, spec),
+                );
+            }
+        }
+    }
+    for spec in specs::GATEWAY_SERVICES {
+        if spec.is_evented() {
+            state.eventing.register(
+                event_key(state.gateway.udn, spec),
+                evented_variables(spec),
+                vec![("InventoryVersion".into(), "1".into())],
+            );
+        }
+    }
+}
+
+fn evented_variables(spec: &ServiceSpec) -> Vec<EventedVariable> {
+    spec.variables
+        .iter()
+        .filter(|v| v.evented)
+        .map(|v| EventedVariable {
+            name: v.name.to_owned(),
+            moderation: v
+                .maximum_rate
+                .map_or(Moderation::None, Moderation::MaximumRate),
+        })
+        .collect()
+}
+
+fn initial_values(device: &VirtualDevice, spec: &ServiceSpec) -> Vec<(String, String)> {
+    let live = device.live();
+    let pairs: Vec<(&str, String)> = match spec.name {
+        "BasicManagement" => vec![("DeviceStatus", device.device_status())],
+        "ConfigurationManagement" => vec![("ConfigurationUpdate", live.configuration_update)],
+        "FirmwareUpdate" => vec![
+            ("FirmwareAvailable", String::new()),
+            ("FirmwareUpdateStatus", "Idle".into()),
+        ],
+        "Diagnostics" => vec![("LastError", live.last_error)],
+        "Lifecycle" => vec![
+            (
+                "LifecycleState",
+                device.record().lifecycle.as_str().to_owned(),
+            ),
+            ("Availability", live.availability.as_str().to_owned()),
+        ],
+        _ => Vec::new(),
+    };
+    pairs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
+}
+
+/// Runs one action call on `target`'s service `spec` for `caller`.
+pub async fn call(
+    state: &FaceState,
+    target: &Target,
+    spec: &ServiceSpec,
+    call: &ActionCall,
+    caller: &Caller,
+) -> Result<Vec<(&'static str, String)>, UpnpError> {
+    let Some(action) = spec.action(&call.action) else {
+        return Err(UpnpError::invalid_action(format!(
+            "{} has no action {}; its actions are {}",
+            spec.name,
+            call.action.chars().take(64).collect::<String>(),
+            spec.actions
+                .iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if action.access == Access::StateChanging && *caller == Caller::Anonymous {
+        return Err(UpnpError::not_authorized(format!(
+            "{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
+            action.name,
+            state
+                .https_port
+                .map(|p| format!(" (port {p})"))
+                .unwrap_or_else(|| " (not configured on this gateway: set [trust] gateway_certificate, gateway_key and operator_ca)".into())
+        )));
+    }
+    let args = spec.check_arguments(action, &call.arguments)?;
+    if let Some(missing) = action.missing {
+        return Err(UpnpError::not_implemented(format!(
+            "{}#{} is declared but not served yet: {missing}",
+            spec.name, action.name
+        )));
+    }
+    if let Caller::Operator { subject } = caller {
+        tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
+    }
+    match target {
+        Target::Gateway => gateway_action(state, action.name),
+        Target::Device(device) => {
+            let result = device_action(state, device, spec, action.name, &args).await;
+            if let Err(e) = &result {
+                note_error(state, device, e);
+            }
+            result
+        }
+    }
+}
+
+fn gateway_action(
+    state: &FaceState,
+    action: &str,
+) -> Result<Vec<(&'static str, String)>, UpnpError> {
+    match action {
+        "GetInventory" => {
+            let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Inventory>"#);
+            for device in state.devices.values() {
+                let record = device.record();
+                xml.push_str(&format!(
+                    "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability></Device>",
+                    device.udn,
+                    escape(record.id.as_str()),
+                    escape(record.protocol.as_str()),
+                    escape(record.address.as_str()),
+                    escape(record.profile.as_str()),
+                    record.lifecycle.as_str(),
+                    device.live().availability.as_str(),
+                ));
+            }
+            xml.push_str("</Inventory>");
+            Ok(vec![("Inventory", xml)])
+        }
+        other => Err(UpnpError::action_failed(format!(
+            "internal: {other} has no handler"
+        ))),
+    }
+}
+
+async fn device_action(
+    state: &FaceState,
+    device: &Arc<VirtualDevice>,
+    spec: &ServiceSpec,
+    action: &str,
+    args: &[&str],
+) -> Result<Vec<(&'static str, String)>, UpnpError> {
+    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    match (spec.name, action) {
+        ("BasicManagement", "GetDeviceStatus") => {
+            Ok(vec![("DeviceStatus", device.device_status())])
+        }
+        ("BasicManagement", "Reboot") => {
+            invoke_kind(state, device, ActionKind::Reboot, "Reboot").await?;
+            Ok(Vec::new())
+        }
+        ("BasicManagement", "BaselineReset") => {
+            invoke_kind(state, device, ActionKind::FactoryReset, "BaselineReset").await?;
+            Ok(Vec::new())
+        }
+        ("ConfigurationManagement", "GetSupportedDataModels") => Ok(vec![(
+            "SupportedDataModels",
+            cms::supported_data_models(&state.vendor_domain),
+        )]),
+        ("ConfigurationManagement", "GetSupportedParameters") => {
+            let depth = arg(1).trim().parse().unwrap_or(0);
+            Ok(vec![(
+                "Result",
+                cms::supported_parameters(device, arg(0), depth)?,
+            )])
+        }
+        ("ConfigurationManagement", "GetValues") => {
+            let result = cms::get_values(device, arg(0)).await;
+            note_availability(state, device, result.as_ref().err());
+            Ok(vec![("ParameterValueList", result?)])
+        }
+        ("ConfigurationManagement", "SetValues") => {
+            let result = cms::set_values(device, arg(0)).await;
+            note_availability(state, device, result.as_ref().err());
+            let written = result?;
+            configuration_changed(state, device, &written, true);
+            Ok(vec![("Status", "ChangesApplied".into())])
+        }
+        ("ConfigurationManagement", "GetCurrentConfigurationVersion") => Ok(vec![(
+            "CurrentConfigurationVersion",
+            device
+                .record()
+                .config_version
+                .min(u64::from(u32::MAX))
+                .to_string(),
+        )]),
+        ("ConfigurationManagement", "GetConfigurationUpdate") => Ok(vec![(
+            "StateVariableValue",
+            device.live().configuration_update,
+        )]),
+        ("Lifecycle", "GetLifecycleState") => {
+            let record = device.record();
+            Ok(vec![
+                ("LifecycleState", record.lifecycle.as_str().to_owned()),
+                (
+                    "Since",
+                    humantime::format_rfc3339_seconds(crate::registry::from_unix_ms(
+                        record.lifecycle_since_ms,
+                    ))
+                    .to_string(),
+                ),
+                (
+                    "Availability",
+                    device.live().availability.as_str().to_owned(),
+                ),
+            ])
+        }
+        (service, action) => Err(UpnpError::action_failed(format!(
+            "internal: {service}#{action} has no handler"
+        ))),
+    }
+}
+
+/// Invokes the profile action of `kind` (Reboot, BaselineReset).
+async fn invoke_kind(
+    state: &FaceState,
+    device: &Arc<VirtualDevice>,
+    kind: ActionKind,
+    operation: &str,
+) -> Result<(), UpnpError> {
+    let Some(spec) = device.profile.actions.iter().find(|a| a.kind == kind) else {
+        return Err(UpnpError::not_implemented(format!(
+            "{operation} on {}: its profile `{}` declares no action of kind {}; add one to the profile if the device supports it",
+            device.describe(),
+            device.profile.id,
+            match kind {
+                ActionKind::Reboot => "reboot",
+                ActionKind::FactoryReset => "factory-reset",
+                _ => "this kind",
+            }
+        )));
+    };
+    let link = device
+        .link()
+        .map_err(|e| errors::link_error(device, operation, &e))?;
+    let result = link.invoke(&ActionRequest::new(spec.name.clone())).await;
+    note_availability(
+        state,
+        device,
+        result
+            .as_ref()
+            .err()
+            .map(|e| errors::link_error(device, operation, e))
+            .as_ref(),
+    );
+    match result {
+        Ok(ActionOutcome::Done { .. } | ActionOutcome::Accepted) => Ok(()),
+        Err(e) => Err(errors::link_error(device, operation, &e)),
+    }
+}
+
+/// Records the outcome of an exchange with the device in its availability.
+fn note_availability(state: &FaceState, device: &VirtualDevice, error: Option<&UpnpError>) {
+    let now_offline = match error.map(|e| e.code) {
+        Some(errors::DEVICE_UNREACHABLE) => true,
+        Some(errors::DEVICE_DETACHED) => return,
+        _ => false,
+    };
+    let availability = if now_offline {
+        Availability::Offline
+    } else {
+        Availability::Online
+    };
+    set_availability(state, device, availability, SystemTime::now());
+}
+
+/// Sets availability and events it when it changed.
+pub fn set_availability(
+    state: &FaceState,
+    device: &VirtualDevice,
+    availability: Availability,
+    at: SystemTime,
+) {
+    let changed = device.update_live(|live| {
+        if live.availability == availability {
+            return false;
+        }
+        live.availability = availability;
+        live.availability_since = at;
+        true
+    });
+    if changed {
+        tracing::info!(device = %device.record().id, availability = availability.as_str(), "availability changed");
+        state.eventing.publish(
+            &event_key(device.udn, &specs::LIFECYCLE),
+            vec![("Availability".into(), availability.as_str().into())],
+        );
+        state.eventing.publish(
+            &event_key(device.udn, &specs::BASIC_MANAGEMENT),
+            vec![("DeviceStatus".into(), device.device_status())],
+        );
+    }
+}
+
+fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
+    if error.code < 700 && error.code != 501 {
+        return;
+    }
+    let text = format!(
+        "{} {}: {}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        error.code,
+        error.description
+    );
+    device.update_live(|live| live.last_error = text.clone());
+    state.eventing.publish(
+        &event_key(device.udn, &specs::DIAGNOSTICS),
+        vec![("LastError".into(), text)],
+    );
+}
+
+/// Events a change of profile parameters `names`, whatever its source: the configuration
+/// version is bumped (and persisted) when a writable parameter changed.
+pub fn configuration_changed(
+    state: &FaceState,
+    device: &VirtualDevice,
+    names: &[String],
+    via_gateway: bool,
+) {
+    if names.is_empty() {
+        return;
+    }
+    let mut version = device.record().config_version;
+    if via_gateway || cms::is_configuration_change(device, names) {
+        match state.registry.bump_config_version(&device.record().id) {
+            Ok(v) => {
+                version = v;
+                device.update_record(|r| r.config_version = v);
+            }
+            Err(e) => {
+                tracing::error!(device = %device.record().id, error = %e, "cannot persist the configuration version");
+            }
+        }
+    }
+    let value = cms::configuration_update(version, names);
+    device.update_live(|live| live.configuration_update = value.clone());
+    state.eventing.publish(
+        &event_key(device.udn, &specs::CONFIGURATION_MANAGEMENT),
+        vec![("ConfigurationUpdate".into(), value)],
+    );
+}
+
+/// Follows a device's link events until the link's sender goes away: value changes become
+/// ConfigurationUpdate events, availability changes Lifecycle and BasicManagement events.
+pub async fn follow_link_events(state: Arc<FaceState>, device: Arc<VirtualDevice>) {
+    let Some(link) = device.link.clone() else {
+        return;
+    };
+    let mut events = link.events();
+    loop {
+        match events.recv().await {
+            Ok(LinkEvent::Changed { values, .. }) => {
+                let names: Vec<String> = values
+                    .keys()
+                    .filter(|n| device.profile.parameter(n).is_some_and(|p| p.evented))
+                    .cloned()
+                    .collect();
+                configuration_changed(&state, &device, &names, false);
+                set_availability(&state, &device, Availability::Online, SystemTime::now());
+            }
+            Ok(LinkEvent::Availability { at, availability }) => {
+                let availability = match availability {
+                    iotmc_adapter::Availability::Online => Availability::Online,
+                    iotmc_adapter::Availability::Offline => Availability::Offline,
+                };
+                set_availability(&state, &device, availability, at);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(device = %device.record().id, missed, "link events lagged; some value changes were not evented");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Whether an error is the device being away (for callers outside this module).
+pub fn is_unreachable(error: &LinkError) -> bool {
+    error.is_transient()
+}
