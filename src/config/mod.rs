@@ -95,6 +95,9 @@ pub struct ListenSection {
     /// HTTPS with client certificates: every state-changing action.
     #[serde(default = "default_https")]
     pub https: SocketAddr,
+    /// UDP port of SSDP (1900 is the standard's; other values only for tests and labs).
+    #[serde(default = "default_ssdp_port")]
+    pub ssdp_port: u16,
 }
 
 impl Default for ListenSection {
@@ -103,12 +106,17 @@ impl Default for ListenSection {
             interfaces: Vec::new(),
             http: default_http(),
             https: default_https(),
+            ssdp_port: default_ssdp_port(),
         }
     }
 }
 
 fn default_http() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 49152))
+}
+
+fn default_ssdp_port() -> u16 {
+    1900
 }
 
 fn default_https() -> SocketAddr {

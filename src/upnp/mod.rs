@@ -5,11 +5,17 @@
 //! SEQ and moderation) is sans-IO: it takes `now` as an argument and never reads the clock, so
 //! tests drive it deterministically. The IO around each core is a thin task.
 
+pub mod description;
 pub mod device;
+pub mod face;
 pub mod gena;
+pub mod http;
 pub mod net;
 pub mod scpd;
 pub mod services;
 pub mod soap;
 pub mod ssdp;
+pub mod tls;
 pub mod xml_list;
+
+pub use face::{FaceError, UpnpFace};

@@ -380,7 +380,7 @@ pub fn response(service_type: &str, action: &str, out: &[(&str, String)]) -> Str
     for (name, value) in out {
         let _ = write!(body, "<{name}>{}</{name}>", escape(value.as_str()));
     }
-    let _ = write!(body, "</u:{action}Response></s:Body></s:Envelope>\n");
+    let _ = writeln!(body, "</u:{action}Response></s:Body></s:Envelope>");
     body
 }
 

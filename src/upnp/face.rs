@@ -1,0 +1,398 @@
+//! Assembling the UPnP face around a started gateway: one virtual device per managed device,
+//! the descriptions, GENA, the HTTP and HTTPS listeners and SSDP.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::description::{self, MANAGEABLE_DEVICE, controller_device_type};
+use super::device::{Availability, DeviceFacts, LiveState, VirtualDevice};
+use super::gena::{Eventing, GenaLimits};
+use super::http::{self, HttpLimits, Site};
+use super::net::{InterfaceError, ServedInterface, served_interfaces};
+use super::services::specs::{DEVICE_SERVICES, GATEWAY_SERVICES};
+use super::services::{self, FaceState, GatewayInfo};
+use super::ssdp::{AdvertisedDevice, Ssdp, SsdpConfig, SsdpHandle};
+use super::tls::{self, TlsError};
+use crate::config::Config;
+use crate::daemon::{Gateway, ManagedDevice};
+use crate::registry::{RegistryError, gateway_udn};
+
+/// Why the face could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FaceError {
+    /// The served interfaces could not be determined.
+    #[error(transparent)]
+    Interfaces(#[from] InterfaceError),
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen for {what} on {addr}: {source}; choose another address or port in [listen]"
+    )]
+    Bind {
+        /// `HTTP` or `HTTPS`.
+        what: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS configuration is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// The management capabilities every virtual device advertises.
+pub const CAPABILITIES: [&str; 4] = ["config", "firmware", "diagnostics", "lifecycle"];
+
+/// The running face.
+#[derive(Debug)]
+pub struct UpnpFace {
+    state: Arc<FaceState>,
+    http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
+    ssdp: Option<SsdpHandle>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    boot_id: u32,
+    config_id: u32,
+}
+
+impl UpnpFace {
+    /// Starts the face for `gateway`'s devices as its config says.
+    pub async fn start(gateway: &Gateway) -> Result<Self, FaceError> {
+        let config = gateway.config();
+        let interfaces = served_interfaces(&config.listen.interfaces)?;
+        let registry = Arc::clone(gateway.registry());
+        let boot_id = registry.next_boot_id()?;
+        let tls = match (
+            &config.trust.gateway_certificate,
+            &config.trust.gateway_key,
+            &config.trust.operator_ca,
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Some(tls::server_config(cert, key, ca)?),
+            _ => {
+                tracing::warn!(
+                    "HTTPS is off: set [trust] gateway_certificate, gateway_key and operator_ca to allow state-changing actions (SetValues, Reboot, ...)"
+                );
+                None
+            }
+        };
+        let http_listener = bind("HTTP", config.listen.http).await?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| FaceError::Bind {
+                what: "HTTP",
+                addr: config.listen.http,
+                source,
+            })?;
+        let https = match tls {
+            Some(tls) => {
+                let listener = bind("HTTPS", config.listen.https).await?;
+                let addr = listener.local_addr().map_err(|source| FaceError::Bind {
+                    what: "HTTPS",
+                    addr: config.listen.https,
+                    source,
+                })?;
+                Some((listener, addr, tls))
+            }
+            None => None,
+        };
+
+        let devices = virtual_devices(gateway.devices()).await;
+        let eventing = Eventing::start(GenaLimits::default());
+        let state = Arc::new(FaceState {
+            vendor_domain: config.gateway.vendor_domain.clone(),
+            gateway: GatewayInfo {
+                udn: gateway_udn(&config.gateway.id),
+                id: config.gateway.id.clone(),
+                name: config.gateway.name.clone(),
+            },
+            devices,
+            registry: Arc::clone(&registry),
+            eventing,
+            https_port: https.as_ref().map(|(_, addr, _)| addr.port()),
+        });
+        services::register_events(&state);
+        let config_id = registry.config_id_for(description::digest(&state))?;
+        let server = server_header();
+        let site = Arc::new(Site::new(
+            Arc::clone(&state),
+            interfaces.clone(),
+            server.clone(),
+            config_id,
+            HttpLimits::default(),
+        ));
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(http::serve_http(
+            Arc::clone(&site),
+            http_listener,
+            stopped.clone(),
+        ))];
+        let https_addr = https.as_ref().map(|(_, addr, _)| *addr);
+        if let Some((listener, _, tls)) = https {
+            tasks.push(tokio::spawn(http::serve_https(
+                Arc::clone(&site),
+                listener,
+                tls,
+                stopped.clone(),
+            )));
+        }
+        for device in state.devices.values() {
+            tasks.push(tokio::spawn(services::follow_link_events(
+                Arc::clone(&state),
+                Arc::clone(device),
+            )));
+        }
+
+        let ssdp = start_ssdp(
+            config,
+            &state,
+            interfaces,
+            http_addr.port(),
+            boot_id,
+            config_id,
+            server,
+        )
+        .await;
+        tracing::info!(
+            http = %http_addr,
+            https = ?https_addr,
+            devices = state.devices.len(),
+            boot_id,
+            config_id,
+            "UPnP face serving"
+        );
+        Ok(Self {
+            state,
+            http_addr,
+            https_addr,
+            ssdp,
+            stop,
+            tasks,
+            boot_id,
+            config_id,
+        })
+    }
+
+    /// Where plain HTTP is served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where HTTPS is served, if configured.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
+    /// Where SSDP listens, if it runs.
+    pub fn ssdp_addr(&self) -> Option<SocketAddr> {
+        self.ssdp.as_ref().map(SsdpHandle::local_addr)
+    }
+
+    /// BOOTID.UPNP.ORG of this run.
+    pub fn boot_id(&self) -> u32 {
+        self.boot_id
+    }
+
+    /// CONFIGID.UPNP.ORG of this run.
+    pub fn config_id(&self) -> u32 {
+        self.config_id
+    }
+
+    /// The handler state (devices, eventing).
+    pub fn state(&self) -> &Arc<FaceState> {
+        &self.state
+    }
+
+    /// The description URL of `udn` on the HTTP listener.
+    pub fn description_url(&self, udn: uuid::Uuid) -> String {
+        format!(
+            "http://{}{}",
+            self.http_addr,
+            description::description_path(udn)
+        )
+    }
+
+    /// Says ssdp:byebye, stops the listeners (letting requests in flight finish) and GENA.
+    pub async fn stop(self) {
+        if let Some(ssdp) = self.ssdp {
+            ssdp.shutdown().await;
+        }
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.abort();
+        }
+        self.state.eventing.clone().shutdown().await;
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, FaceError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| FaceError::Bind { what, addr, source })
+}
+
+async fn start_ssdp(
+    config: &Config,
+    state: &FaceState,
+    interfaces: Vec<ServedInterface>,
+    http_port: u16,
+    boot_id: u32,
+    config_id: u32,
+    server: String,
+) -> Option<SsdpHandle> {
+    let vendor = &config.gateway.vendor_domain;
+    let mut advertised: Vec<AdvertisedDevice> = state
+        .devices
+        .values()
+        .map(|d| AdvertisedDevice {
+            udn: d.udn,
+            device_type: MANAGEABLE_DEVICE.to_owned(),
+            service_types: DEVICE_SERVICES
+                .iter()
+                .map(|s| s.service_type(vendor))
+                .collect(),
+            description_path: description::description_path(d.udn),
+            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+        })
+        .collect();
+    advertised.push(AdvertisedDevice {
+        udn: state.gateway.udn,
+        device_type: controller_device_type(vendor),
+        service_types: GATEWAY_SERVICES
+            .iter()
+            .map(|s| s.service_type(vendor))
+            .collect(),
+        description_path: description::description_path(state.gateway.udn),
+        capabilities: vec!["lifecycle".to_owned()],
+    });
+    let ssdp_config = SsdpConfig {
+        interfaces,
+        port: config.listen.ssdp_port,
+        join_multicast: true,
+        http_port,
+        boot_id,
+        config_id,
+        server,
+        vendor_domain: vendor.clone(),
+        max_age: Duration::from_secs(1800),
+    };
+    match Ssdp::start(ssdp_config, advertised).await {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, port = config.listen.ssdp_port, "SSDP could not start: the devices are served but cannot be discovered; check that nothing else holds the port exclusively and that the interfaces allow multicast");
+            None
+        }
+    }
+}
+
+/// `<OS>/<version> UPnP/2.0 iotmc-gateway/<version>`.
+pub fn server_header() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let release: String = release
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '/')
+        .take(48)
+        .collect();
+    format!(
+        "Linux/{release} UPnP/2.0 iotmc-gateway/{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// One virtual device per managed device. Asks each attached device who it is (at once, each
+/// bounded by its profile's request deadline); devices that do not answer are described from
+/// their profile.
+async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<VirtualDevice>> {
+    let mut identities = tokio::task::JoinSet::new();
+    for (index, device) in managed.iter().enumerate() {
+        if let Some(link) = device.link.clone() {
+            let deadline = device.profile.poll.request_deadline() + Duration::from_secs(1);
+            identities.spawn(async move {
+                (index, tokio::time::timeout(deadline, link.identify()).await)
+            });
+        }
+    }
+    let mut identified = BTreeMap::new();
+    while let Some(joined) = identities.join_next().await {
+        if let Ok((index, result)) = joined {
+            identified.insert(index, result);
+        }
+    }
+    let now = SystemTime::now();
+    let mut devices = BTreeMap::new();
+    for (index, device) in managed.iter().enumerate() {
+        let record = device.record.clone();
+        let identity = match identified.remove(&index) {
+            Some(Ok(Ok(identity))) => Some(identity),
+            Some(Ok(Err(e))) => {
+                tracing::warn!(device = %record.id, error = %e, hint = e.hint(), "the device did not identify itself; describing it from its profile");
+                None
+            }
+            Some(Err(_)) => {
+                tracing::warn!(device = %record.id, "the device did not identify itself in time; describing it from its profile");
+                None
+            }
+            None => None,
+        };
+        let availability = match (&device.link, &identity) {
+            (None, _) => Availability::Unknown,
+            (Some(_), Some(_)) => Availability::Online,
+            (Some(_), None) => Availability::Offline,
+        };
+        let profile = &device.profile;
+        let facts = DeviceFacts {
+            friendly_name: record
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} {}", profile.model, record.id)),
+            manufacturer: identity
+                .as_ref()
+                .map_or_else(|| profile.manufacturer.clone(), |i| i.manufacturer.clone()),
+            model: identity
+                .as_ref()
+                .map_or_else(|| profile.model.clone(), |i| i.model.clone()),
+            model_number: profile.id.clone(),
+            description: profile.description.clone().unwrap_or_else(|| {
+                format!(
+                    "{} {} ({})",
+                    profile.manufacturer, profile.model, profile.protocol
+                )
+            }),
+            serial: identity
+                .as_ref()
+                .and_then(|i| i.serial.clone())
+                .unwrap_or_else(|| record.id.clone()),
+            firmware_version: identity.as_ref().and_then(|i| i.firmware_version.clone()),
+        };
+        let live = LiveState {
+            availability,
+            availability_since: now,
+            configuration_update: record.config_version.to_string(),
+            last_error: String::new(),
+        };
+        devices.insert(
+            record.udn,
+            Arc::new(VirtualDevice {
+                udn: record.udn,
+                record: RwLock::new(record),
+                profile: Arc::clone(profile),
+                link: device.link.clone(),
+                facts,
+                live: RwLock::new(live),
+            }),
+        );
+    }
+    devices
+}
