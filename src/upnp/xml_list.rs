@@ -108,6 +108,9 @@ pub fn parse(xml: &str, root: &str) -> Result<Vec<Item>, String> {
     if !seen_root {
         return Err(format!("no {root} element"));
     }
+    if depth != 0 {
+        return Err("not well-formed XML: elements are left open".into());
+    }
     Ok(items)
 }
 
