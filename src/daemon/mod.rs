@@ -19,6 +19,7 @@ pub use plan::{PlannedDevice, plan_devices};
 use crate::adapters::AdapterSet;
 use crate::config::Config;
 use crate::registry::Registry;
+use crate::upnp::UpnpFace;
 
 /// Runs the gateway described by `config` until `shutdown` completes, then stops it within the
 /// configured grace period.
@@ -32,6 +33,13 @@ pub async fn run(
     let gateway = Gateway::start(config, adapters)
         .await
         .context("the gateway could not start")?;
+    let face = match UpnpFace::start(&gateway).await {
+        Ok(face) => face,
+        Err(e) => {
+            gateway.stop().await;
+            return Err(anyhow::Error::new(e).context("the UPnP face could not start"));
+        }
+    };
     tracing::info!(
         devices = gateway.devices().len(),
         attached = gateway
@@ -52,7 +60,11 @@ pub async fn run(
     shutdown.await;
     tracing::info!(grace_s = grace.as_secs_f64(), "stopping");
     notify(&[sd_notify::NotifyState::Stopping]);
-    if tokio::time::timeout(grace, gateway.stop()).await.is_err() {
+    let stop_all = async {
+        face.stop().await;
+        gateway.stop().await;
+    };
+    if tokio::time::timeout(grace, stop_all).await.is_err() {
         tracing::warn!(
             grace_s = grace.as_secs_f64(),
             "operations still running after the grace period were abandoned"

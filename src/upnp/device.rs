@@ -61,6 +61,9 @@ pub struct LiveState {
     pub configuration_update: String,
     /// LastError: the last failed operation, or empty.
     pub last_error: String,
+    /// The last value known for each parameter (read, written or reported), so that only real
+    /// changes are evented.
+    pub known: iotmc_adapter::Readings,
 }
 
 /// One virtual device.

@@ -381,6 +381,7 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
             availability_since: now,
             configuration_update: record.config_version.to_string(),
             last_error: String::new(),
+            known: iotmc_adapter::Readings::new(),
         };
         devices.insert(
             record.udn,

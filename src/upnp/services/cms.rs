@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use iotmc_adapter::profile::Access;
-use iotmc_adapter::{LinkError, Value, ValueType};
+use iotmc_adapter::{LinkError, Readings, Value, ValueType};
 use quick_xml::escape::escape;
 
 use super::errors::{self, link_error};
@@ -126,9 +126,12 @@ pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<Stri
         let link = device
             .link()
             .map_err(|e| link_error(device, "GetValues", &e))?;
-        link.read(&names)
+        let readings = link
+            .read(&names)
             .await
-            .map_err(|e| link_error(device, "GetValues", &e))?
+            .map_err(|e| link_error(device, "GetValues", &e))?;
+        device.update_live(|live| live.known.extend(readings.clone()));
+        readings
     };
     let mut xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><cms:ParameterValueList xmlns:cms="{CMS_NS}">"#
@@ -154,8 +157,8 @@ pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<Stri
 }
 
 /// SetValues: checks every value first (nothing is written unless all are valid), then writes
-/// them in one request. Returns the profile parameters written.
-pub async fn set_values(device: &VirtualDevice, list: &str) -> Result<Vec<String>, UpnpError> {
+/// them in one request. Returns the values written.
+pub async fn set_values(device: &VirtualDevice, list: &str) -> Result<Readings, UpnpError> {
     let items = xml_list::parse(list, "ParameterValueList")
         .map_err(|why| errors::invalid_xml(device, "SetValues", "ParameterValueList", &why))?;
     if items.is_empty() {
@@ -215,7 +218,7 @@ pub async fn set_values(device: &VirtualDevice, list: &str) -> Result<Vec<String
     link.write(&checked)
         .await
         .map_err(|e| link_error(device, "SetValues", &e))?;
-    Ok(checked.into_keys().collect())
+    Ok(checked)
 }
 
 /// Parses a CMS value text as the parameter's type.

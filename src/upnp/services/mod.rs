@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use iotmc_adapter::profile::ActionKind;
-use iotmc_adapter::{ActionOutcome, ActionRequest, LinkError, LinkEvent};
+use iotmc_adapter::{ActionOutcome, ActionRequest, LinkError, LinkEvent, Readings};
 use quick_xml::escape::escape;
 use uuid::Uuid;
 
@@ -268,7 +268,7 @@ async fn device_action(
             let result = cms::set_values(device, arg(0)).await;
             note_availability(state, device, result.as_ref().err());
             let written = result?;
-            configuration_changed(state, device, &written, true);
+            configuration_changed(state, device, written);
             Ok(vec![("Status", "ChangesApplied".into())])
         }
         ("ConfigurationManagement", "GetCurrentConfigurationVersion") => Ok(vec![(
@@ -404,19 +404,26 @@ fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
     );
 }
 
-/// Events a change of profile parameters `names`, whatever its source: the configuration
-/// version is bumped (and persisted) when a writable parameter changed.
-pub fn configuration_changed(
-    state: &FaceState,
-    device: &VirtualDevice,
-    names: &[String],
-    via_gateway: bool,
-) {
+/// Events a change of profile parameters, whatever its source (SetValues, the device's own
+/// report). Values equal to the last known ones are not changes. The configuration version is
+/// bumped (and persisted) when a writable parameter changed; measurements alone do not make a
+/// new configuration.
+pub fn configuration_changed(state: &FaceState, device: &VirtualDevice, values: Readings) {
+    let names: Vec<String> = device.update_live(|live| {
+        let changed: Vec<String> = values
+            .iter()
+            .filter(|(n, v)| live.known.get(*n) != Some(*v))
+            .filter(|(n, _)| device.profile.parameter(n).is_some_and(|p| p.evented))
+            .map(|(n, _)| n.clone())
+            .collect();
+        live.known.extend(values);
+        changed
+    });
     if names.is_empty() {
         return;
     }
     let mut version = device.record().config_version;
-    if via_gateway || cms::is_configuration_change(device, names) {
+    if cms::is_configuration_change(device, &names) {
         match state.registry.bump_config_version(&device.record().id) {
             Ok(v) => {
                 version = v;
@@ -427,7 +434,7 @@ pub fn configuration_changed(
             }
         }
     }
-    let value = cms::configuration_update(version, names);
+    let value = cms::configuration_update(version, &names);
     device.update_live(|live| live.configuration_update = value.clone());
     state.eventing.publish(
         &event_key(device.udn, &specs::CONFIGURATION_MANAGEMENT),
@@ -445,12 +452,7 @@ pub async fn follow_link_events(state: Arc<FaceState>, device: Arc<VirtualDevice
     loop {
         match events.recv().await {
             Ok(LinkEvent::Changed { values, .. }) => {
-                let names: Vec<String> = values
-                    .keys()
-                    .filter(|n| device.profile.parameter(n).is_some_and(|p| p.evented))
-                    .cloned()
-                    .collect();
-                configuration_changed(&state, &device, &names, false);
+                configuration_changed(&state, &device, values);
                 set_availability(&state, &device, Availability::Online, SystemTime::now());
             }
             Ok(LinkEvent::Availability { at, availability }) => {

@@ -146,11 +146,27 @@ struct DeviceState {
 pub struct MemoryDevice {
     unresponsive: AtomicBool,
     state: RwLock<DeviceState>,
+    events: broadcast::Sender<LinkEvent>,
 }
 
 impl MemoryDevice {
     fn with<T>(&self, f: impl FnOnce(&mut DeviceState) -> T) -> T {
         f(&mut self.state.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Changes values at the device itself (a person at its panel, a new measurement), and
+    /// reports the change to the link's subscribers, as a real device's adapter would.
+    pub fn change_locally(&self, values: Readings) {
+        self.with(|s| s.values.extend(values.clone()));
+        let _ = self.events.send(LinkEvent::Changed {
+            at: SystemTime::now(),
+            values,
+        });
+    }
+
+    /// The value the device holds for `name`.
+    pub fn value(&self, name: &str) -> Option<Value> {
+        self.with(|s| s.values.get(name).cloned())
     }
 }
 
@@ -179,7 +195,6 @@ struct MemoryLink {
     profile: Arc<Profile>,
     initial: Readings,
     device: Arc<MemoryDevice>,
-    events: broadcast::Sender<LinkEvent>,
     fault: Fault,
 }
 
@@ -207,12 +222,12 @@ impl MemoryLink {
                 ],
                 ..DeviceState::default()
             }),
+            events: broadcast::channel(16).0,
         };
         Self {
             profile,
             initial,
             device: Arc::new(device),
-            events: broadcast::channel(16).0,
             fault,
         }
     }
@@ -278,7 +293,7 @@ impl DeviceLink for MemoryLink {
         if self.fault != Fault::IgnoresWrites {
             self.device.with(|s| s.values.extend(checked.clone()));
         }
-        let _ = self.events.send(LinkEvent::Changed {
+        let _ = self.device.events.send(LinkEvent::Changed {
             at: SystemTime::now(),
             values: checked,
         });
@@ -309,7 +324,7 @@ impl DeviceLink for MemoryLink {
     }
 
     fn events(&self) -> broadcast::Receiver<LinkEvent> {
-        self.events.subscribe()
+        self.device.events.subscribe()
     }
 
     fn firmware(&self) -> Option<&dyn FirmwareTarget> {
