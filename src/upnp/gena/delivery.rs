@@ -21,8 +21,6 @@ enum DeliveryError {
     Http(#[from] hyper::Error),
     #[error("cannot build the request: {0}")]
     Request(#[from] hyper::http::Error),
-    #[error("the connection closed before the response")]
-    Closed,
     #[error("answered {0}")]
     Status(StatusCode),
     #[error("no answer within {0:?}")]
@@ -60,11 +58,15 @@ async fn send(url: &CallbackUrl, notify: &Notify) -> Result<StatusCode, Delivery
         .header(CONNECTION, "close")
         .body(Full::new(notify.body.clone()))?;
     let mut conn = std::pin::pin!(conn);
+    let mut response = std::pin::pin!(sender.send_request(request));
+    // With `Connection: close` the connection future can finish in the same poll that hands
+    // the response over; the response is what counts, so it is awaited after a clean close.
     tokio::select! {
-        response = sender.send_request(request) => Ok(response?.status()),
+        biased;
+        response = &mut response => Ok(response?.status()),
         closed = &mut conn => {
             closed?;
-            Err(DeliveryError::Closed)
+            Ok(response.await?.status())
         }
     }
 }

@@ -23,3 +23,6 @@ pub use headers::{
 };
 pub use limits::GenaLimits;
 pub use service::{EventedVariable, Moderation, ServiceKey};
+
+#[cfg(test)]
+mod driver_tests;
