@@ -1,6 +1,6 @@
 //! GENA eventing (UDA 2.0 §4): subscriptions, SEQ and moderation and NOTIFY delivery.
 //!
-//! The core ([`publisher`]) is sans-IO: it takes `now` and never reads the clock. One driver
+//! The core (`publisher::Publisher`) is sans-IO: it takes `now` and never reads the clock. One driver
 //! task ([`Eventing`]) owns it and runs the NOTIFY deliveries.
 
 mod delivery;
