@@ -1,77 +1,28 @@
-//! GENA eventing (UDA 2.0 §4): subscriptions, SEQ, moderation and NOTIFY delivery.
+//! GENA eventing (UDA 2.0 §4): subscriptions, SEQ and moderation and NOTIFY delivery.
 //!
-//! Placeholder with the interface the face uses; the implementation lands from its branch.
+//! The core (`publisher::Publisher`) is sans-IO: it takes `now` and never reads the clock. One driver
+//! task ([`Eventing`]) owns it and runs the NOTIFY deliveries.
 
-use std::time::Duration;
+mod delivery;
+mod driver;
+mod error;
+mod headers;
+mod limits;
+mod moderation;
+mod propertyset;
+mod publisher;
+mod response;
+mod service;
+mod subscription;
 
-use bytes::Bytes;
-use http_body_util::Full;
+pub use driver::Eventing;
+pub use error::{CallbackRefusal, GenaError};
+pub use headers::{
+    CallbackUrl, GenaRequest, MAX_CALLBACK_URL_LEN, MAX_CALLBACKS, RequestedTimeout, Sid,
+    parse_request,
+};
+pub use limits::GenaLimits;
+pub use service::{EventedVariable, Moderation, ServiceKey};
 
-use super::net::ServedInterface;
-
-/// One evented service of one device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    /// Device UDN.
-    pub device: uuid::Uuid,
-    /// Service name.
-    pub service_id: String,
-}
-
-/// Moderation of one variable.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Moderation {
-    /// None.
-    None,
-    /// maximumRate.
-    MaximumRate(Duration),
-    /// minimumDelta.
-    MinimumDelta(f64),
-}
-
-/// An evented variable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventedVariable {
-    /// Name.
-    pub name: String,
-    /// Moderation.
-    pub moderation: Moderation,
-}
-
-/// Limits.
-#[derive(Debug, Clone, Default)]
-pub struct GenaLimits {}
-
-/// Handle.
-#[derive(Debug, Clone)]
-pub struct Eventing {}
-
-impl Eventing {
-    /// Starts.
-    pub fn start(_limits: GenaLimits) -> Self {
-        Self {}
-    }
-    /// Registers.
-    pub fn register(
-        &self,
-        _key: ServiceKey,
-        _variables: Vec<EventedVariable>,
-        _initial: Vec<(String, String)>,
-    ) {
-    }
-    /// Publishes.
-    pub fn publish(&self, _key: &ServiceKey, _changes: Vec<(String, String)>) {}
-    /// Handles.
-    pub async fn handle_request(
-        &self,
-        _key: &ServiceKey,
-        _method: &hyper::Method,
-        _headers: &hyper::HeaderMap,
-        _arrived_on: &ServedInterface,
-        _server: &str,
-    ) -> hyper::Response<Full<Bytes>> {
-        hyper::Response::new(Full::new(Bytes::new()))
-    }
-    /// Stops.
-    pub async fn shutdown(self) {}
-}
+#[cfg(test)]
+mod driver_tests;
