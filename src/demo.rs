@@ -6,23 +6,82 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tokio::time::Instant;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use iotmc_adapter::Value;
+use iotmc_adapter::testkit::memory::{Fault, MemoryAdapter};
+
 use crate::adapters::{AdapterSet, KNOWN_PROTOCOLS};
 use crate::config::Config;
 use crate::daemon::Gateway;
 use crate::registry::gateway_udn;
+use crate::upnp::UpnpFace;
+use crate::upnp::tls::{DemoPki, generate_demo_pki};
 
 /// Gateway id the demo runs as.
 pub const DEMO_GATEWAY_ID: &str = "demo";
 
-/// The demo's config: loopback listeners on free ports, the repository's profiles, and the
-/// simulated devices of the built adapters.
-pub fn demo_config(state_dir: &Path, profile_dirs: &[PathBuf]) -> anyhow::Result<Config> {
+/// The in-memory simulated devices the demo always serves (protocol simulators join them as
+/// their adapters land): `(id, name, profile file name, profile text)`.
+const SIMULATED: [(&str, &str, &str, &str); 2] = [
+    (
+        "thermostat-1",
+        "Demo thermostat (simulated)",
+        "demo-thermostat.toml",
+        include_str!("demo/thermostat.toml"),
+    ),
+    (
+        "relay-1",
+        "Demo relay (simulated)",
+        "demo-relay.toml",
+        include_str!("demo/relay.toml"),
+    ),
+];
+
+/// How the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Keep state here instead of in a removed temporary directory.
+    pub state_dir: Option<PathBuf>,
+    /// How often the simulated thermostat's temperature drifts.
+    pub change_every: Duration,
+}
+
+/// The demo's config: loopback listeners on free ports, the repository's profiles plus the
+/// simulated devices' profiles in `state_dir/demo-profiles`, the demo PKI, and the simulated
+/// devices.
+pub fn demo_config(
+    state_dir: &Path,
+    profile_dirs: &[PathBuf],
+    pki: Option<&DemoPki>,
+) -> anyhow::Result<Config> {
     let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let profile_dirs = profile_dirs
         .iter()
         .map(|d| quote(d))
+        .chain(std::iter::once(quote(&state_dir.join("demo-profiles"))))
         .collect::<Vec<_>>()
         .join(", ");
+    let trust = pki
+        .map(|pki| {
+            format!(
+                "[trust]\ngateway_certificate = {}\ngateway_key = {}\noperator_ca = {}\n",
+                quote(&pki.server_certificate),
+                quote(&pki.server_key),
+                quote(&pki.ca)
+            )
+        })
+        .unwrap_or_default();
+    let devices: String = SIMULATED
+        .iter()
+        .map(|(id, name, file, _)| {
+            let profile = file.trim_end_matches(".toml");
+            format!(
+                "[[devices]]\nid = \"{id}\"\nname = \"{name}\"\nprofile = \"{profile}\"\naddress = \"memory:{id}\"\n\n"
+            )
+        })
+        .collect();
     let state_dir = quote(state_dir);
 
     let text = format!(
@@ -38,7 +97,9 @@ shutdown_grace = "5s"
 interfaces = ["lo"]
 http = "127.0.0.1:0"
 https = "127.0.0.1:0"
-"#
+
+{trust}
+{devices}"#
     );
     Config::from_toml(Path::new("<demo>"), &text).map_err(|errors| {
         anyhow::anyhow!(
@@ -53,13 +114,13 @@ https = "127.0.0.1:0"
 
 /// Runs the demo until `shutdown` completes. Writes one line per served device to `out`.
 pub async fn run(
-    state_dir: Option<PathBuf>,
+    options: DemoOptions,
     adapters: AdapterSet,
     out: &mut (dyn std::io::Write + Send),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let temporary = match &state_dir {
+    let temporary = match &options.state_dir {
         Some(_) => None,
         None => Some(
             tempfile::Builder::new()
@@ -68,17 +129,34 @@ pub async fn run(
                 .context("cannot create a temporary state directory")?,
         ),
     };
-    let state_path = state_dir.unwrap_or_else(|| {
+    let state_path = options.state_dir.clone().unwrap_or_else(|| {
         temporary
             .as_ref()
             .map(|t| t.path().to_owned())
             .unwrap_or_default()
     });
-    let config = demo_config(&state_path, &profile_dirs())?;
+    let profiles = state_path.join("demo-profiles");
+    std::fs::create_dir_all(&profiles)
+        .with_context(|| format!("cannot create {}", profiles.display()))?;
+    for (_, _, file, text) in SIMULATED {
+        std::fs::write(profiles.join(file), text)
+            .with_context(|| format!("cannot write {}", profiles.join(file).display()))?;
+    }
+    let pki = generate_demo_pki(&state_path.join("demo-pki"))?;
+    let config = demo_config(&state_path, &profile_dirs(), Some(&pki))?;
     let grace = config.gateway.shutdown_grace;
+    let memory = Arc::new(MemoryAdapter::new(Fault::None));
+    let adapters = adapters.with(Arc::clone(&memory) as Arc<dyn iotmc_adapter::Adapter>);
     let gateway = Gateway::start(config, adapters.clone())
         .await
         .context("the demo gateway could not start")?;
+    let face = match UpnpFace::start(&gateway).await {
+        Ok(face) => face,
+        Err(e) => {
+            gateway.stop().await;
+            return Err(anyhow::Error::new(e).context("the demo's UPnP face could not start"));
+        }
+    };
 
     writeln!(
         out,
@@ -101,10 +179,7 @@ pub async fn run(
         "{:<28} {:<8} {}",
         gateway.config().gateway.name,
         "-",
-        format_args!(
-            "not served yet: the UPnP face is not built (gateway UDN uuid:{})",
-            gateway_udn(DEMO_GATEWAY_ID)
-        )
+        face.description_url(gateway_udn(DEMO_GATEWAY_ID))
     )?;
     for device in gateway.devices() {
         let name = device
@@ -114,8 +189,9 @@ pub async fn run(
             .unwrap_or_else(|| format!("{} {}", device.profile.model, device.record.id));
         writeln!(
             out,
-            "{name:<28} {:<8} not served yet: the UPnP face is not built",
-            device.record.protocol
+            "{name:<28} {:<8} {}",
+            device.record.protocol,
+            face.description_url(device.record.udn)
         )?;
     }
     let missing: Vec<_> = KNOWN_PROTOCOLS
@@ -130,6 +206,40 @@ pub async fn run(
             missing.join(", ")
         )?;
     }
+    match face.ssdp_addr() {
+        Some(addr) => writeln!(
+            out,
+            "SSDP on {addr} (interface lo): discover with `upnp-client search`"
+        )?,
+        None => writeln!(
+            out,
+            "SSDP is not running (see the log); use the description URLs above"
+        )?,
+    }
+    if let (Some(https), Some(thermostat)) = (
+        face.https_addr(),
+        gateway
+            .devices()
+            .iter()
+            .find(|d| d.record.id == SIMULATED[0].0),
+    ) {
+        writeln!(
+            out,
+            "HTTPS on {https}; operator certificate {} key {} CA {}",
+            pki.operator_certificate.display(),
+            pki.operator_key.display(),
+            pki.ca.display()
+        )?;
+        writeln!(
+            out,
+            "Set the thermostat (state-changing actions need the operator certificate):\n  curl --cacert {ca} --cert {cert} --key {key} -H 'Content-Type: text/xml; charset=\"utf-8\"' -H 'SOAPACTION: \"urn:schemas-upnp-org:service:ConfigurationManagement:2#SetValues\"' --data '{body}' https://{https}/upnp/{udn}/ConfigurationManagement/control",
+            ca = pki.ca.display(),
+            cert = pki.operator_certificate.display(),
+            key = pki.operator_key.display(),
+            body = set_setpoint_envelope(22.5),
+            udn = thermostat.record.udn,
+        )?;
+    }
     writeln!(
         out,
         "Demo ready in {:.2} s. Press Ctrl-C to stop.",
@@ -137,14 +247,62 @@ pub async fn run(
     )?;
     out.flush()?;
 
+    let drift = tokio::spawn(drift(Arc::clone(&memory), options.change_every));
     shutdown.await;
-    if tokio::time::timeout(grace, gateway.stop()).await.is_err() {
+    drift.abort();
+    let stop_all = async {
+        face.stop().await;
+        gateway.stop().await;
+    };
+    if tokio::time::timeout(grace, stop_all).await.is_err() {
         tracing::warn!("demo devices did not stop within the grace period");
     }
     drop(temporary);
     writeln!(out, "Demo stopped.")?;
     out.flush()?;
     Ok(())
+}
+
+/// A SetValues envelope that sets the thermostat's setpoint.
+pub fn set_setpoint_envelope(setpoint: f64) -> String {
+    let list = format!(
+        "<cms:ParameterValueList xmlns:cms=\"urn:schemas-upnp-org:dm:cms\"><Parameter><ParameterPath>/IoTMC/Parameters/setpoint</ParameterPath><Value>{setpoint}</Value></Parameter></cms:ParameterValueList>"
+    );
+    let escaped = quick_xml::escape::escape(list.as_str()).into_owned();
+    format!(
+        "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:SetValues xmlns:u=\"urn:schemas-upnp-org:service:ConfigurationManagement:2\"><ParameterValueList>{escaped}</ParameterValueList></u:SetValues></s:Body></s:Envelope>"
+    )
+}
+
+/// The simulated thermostat's measured temperature drifts between 19 and 23 °C, one step of
+/// 0.1 °C per `every`: a device-side change the face events to subscribers.
+async fn drift(memory: Arc<MemoryAdapter>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    tick.tick().await;
+    let mut step = 0u32;
+    loop {
+        tick.tick().await;
+        let Some(device) = memory.device(&format!("memory:{}", SIMULATED[0].0)) else {
+            continue;
+        };
+        step = step.wrapping_add(1);
+        // A triangle wave: 20.0 → 23.0 → 19.0 → 20.0 ...
+        let phase = f64::from(step % 80);
+        let tenths = if phase < 30.0 {
+            phase
+        } else if phase < 70.0 {
+            60.0 - phase
+        } else {
+            phase - 80.0
+        };
+        let temperature = 20.0 + tenths / 10.0;
+        let temperature = (temperature * 10.0).round() / 10.0;
+        device.change_locally(
+            [("temperature".to_owned(), Value::Float(temperature))]
+                .into_iter()
+                .collect(),
+        );
+    }
 }
 
 /// The profiles the demo serves: the repository's `device-profiles/` when run from a checkout
@@ -168,8 +326,10 @@ mod tests {
     fn demo_config_should_keep_paths_with_quotes_backslashes_and_accents() {
         let state = Path::new("/tmp/with \"quotes\" and \\backslash\\ and e\u{301}");
         let profiles = PathBuf::from("/srv/profil\u{e9}s");
-        let config = demo_config(state, std::slice::from_ref(&profiles)).unwrap();
+        let config = demo_config(state, std::slice::from_ref(&profiles), None).unwrap();
         assert_eq!(config.gateway.state_dir, state);
-        assert_eq!(config.gateway.profile_dirs, vec![profiles]);
+        assert_eq!(config.gateway.profile_dirs[0], profiles);
+        assert_eq!(config.gateway.profile_dirs[1], state.join("demo-profiles"));
+        assert_eq!(config.devices.len(), SIMULATED.len());
     }
 }

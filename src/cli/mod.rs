@@ -42,6 +42,9 @@ pub enum Command {
         /// Keep state here instead of in a temporary directory removed on exit.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// How often the simulated thermostat's measured temperature drifts (and is evented).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        change_every: std::time::Duration,
     },
     /// Check and inspect device profiles.
     #[command(subcommand)]
@@ -93,11 +96,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { state_dir } => {
+        Command::Demo {
+            state_dir,
+            change_every,
+        } => {
             runtime()?.block_on(async {
                 let signal = ShutdownSignal::install()?;
                 let mut stdout = std::io::stdout();
-                crate::demo::run(state_dir, adapters, &mut stdout, signal.wait()).await
+                crate::demo::run(
+                    crate::demo::DemoOptions {
+                        state_dir,
+                        change_every,
+                    },
+                    adapters,
+                    &mut stdout,
+                    signal.wait(),
+                )
+                .await
             })?;
             Ok(ExitCode::SUCCESS)
         }
