@@ -127,6 +127,15 @@ impl Announcer {
         self.boot_id
     }
 
+    /// `(datagrams, budget)` of one re-announce cycle when the datagrams take more than half
+    /// the cycle's budget: then queueing may push re-announcements past max-age/2.
+    pub(crate) fn over_budget(&self) -> Option<(u64, u64)> {
+        let adverts: usize = self.devices.values().map(|s| s.device.adverts.len()).sum();
+        let datagrams = (adverts * self.interfaces.len()) as u64;
+        let budget = u64::from(self.config.packets_per_second) * self.cycle().as_secs();
+        (datagrams * 2 > budget).then_some((datagrams, budget))
+    }
+
     /// The re-announce period before jitter.
     fn cycle(&self) -> Duration {
         self.config.max_age * 2 / 5

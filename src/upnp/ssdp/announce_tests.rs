@@ -225,3 +225,18 @@ fn set_devices_should_byebye_the_removed_and_announce_the_added() {
     assert!(of(all[1].udn(), Nts::Alive).is_empty());
     assert_eq!(of(all[2].udn(), Nts::Alive).len(), 2 * 6);
 }
+
+#[test]
+fn a_load_beyond_half_the_budget_should_be_reported() {
+    let start = Instant::now();
+    let announcer = Announcer::new(config(100), vec![ETH0], 1, devices(2000), start, 8);
+    assert_eq!(announcer.over_budget(), None, "12000 of 72000 per cycle");
+    let four = vec![
+        ETH0,
+        ETH0_NEW,
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 1, 1),
+    ];
+    let announcer = Announcer::new(config(20), four, 1, devices(2000), start, 8);
+    assert_eq!(announcer.over_budget(), Some((48_000, 14_400)));
+}

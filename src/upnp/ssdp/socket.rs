@@ -97,6 +97,7 @@ impl Ssdp {
             responder,
         };
         driver.set_sockets(config.interfaces.clone());
+        driver.check_budget();
         let (devices_tx, devices_rx) = watch::channel(Vec::new());
         let (interfaces_tx, interfaces_rx) = watch::channel(config.interfaces);
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
@@ -265,6 +266,7 @@ impl Driver {
                     let new = adverts(devices.borrow_and_update().clone());
                     self.announcer.handle_devices(new.clone(), Instant::now());
                     self.responder.handle_devices(new);
+                    self.check_budget();
                 }
                 Event::Received(received) => self.receive(received, &buf),
                 Event::Timer => {}
@@ -345,6 +347,18 @@ impl Driver {
         self.responder
             .handle_interfaces(new.clone(), self.announcer.boot_id());
         self.set_sockets(new);
+        self.check_budget();
+    }
+
+    fn check_budget(&self) {
+        if let Some((datagrams, budget)) = self.announcer.over_budget() {
+            tracing::warn!(
+                datagrams,
+                budget,
+                "SSDP re-announcements need more than half the NOTIFY budget; raise \
+                 packets_per_second or max_age, or some devices may expire at control points"
+            );
+        }
     }
 
     /// Joins the group on new interfaces, leaves it on old ones, and opens or closes their
