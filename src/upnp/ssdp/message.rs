@@ -80,6 +80,12 @@ pub enum ParseError {
         /// 1-based number of the line the datagram ends in.
         line: usize,
     },
+    /// A line holds a control character other than tab (a lone CR, NUL...).
+    #[error("line {line} holds a control character")]
+    ControlCharacter {
+        /// 1-based line number.
+        line: usize,
+    },
     /// The start line is not `M-SEARCH * HTTP/1.x`, `NOTIFY * HTTP/1.x` or `HTTP/1.x <status>`.
     #[error("start line {0:?} is not M-SEARCH, NOTIFY or an HTTP/1.x response")]
     StartLine(String),
@@ -120,6 +126,10 @@ pub fn parse(datagram: &[u8]) -> Result<SsdpMessage, ParseError> {
             return Err(ParseError::LineTooLong { line: line_no });
         }
         let line = std::str::from_utf8(raw).map_err(|_| ParseError::NotUtf8 { line: line_no })?;
+        // Values may be echoed into responses; nothing may smuggle in a line end.
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ParseError::ControlCharacter { line: line_no });
+        }
         let Some(start) = start else {
             start = Some(start_line(line)?);
             continue;
@@ -279,6 +289,10 @@ mod tests {
         assert_eq!(
             parse(b"M-SEARCH * HTTP/1.1\r\nST: \xff\xfe\r\n\r\n"),
             Err(ParseError::NotUtf8 { line: 2 })
+        );
+        assert_eq!(
+            parse(b"M-SEARCH * HTTP/1.1\r\nST: a\rEvil: 1\r\n\r\n"),
+            Err(ParseError::ControlCharacter { line: 2 })
         );
         assert_eq!(
             parse(b"M-SEARCH * HTTP/1.1\r\nST: a\r\nst: b\r\n\r\n"),

@@ -1,8 +1,8 @@
 //! SSDP discovery (UDA 2.0 §1): advertisements, M-SEARCH answers and the multicast sockets.
 //!
-//! [`Ssdp::start`] runs one driver task ([`socket`]) around two sans-IO cores: the announce
-//! scheduler ([`announce`]: paced NOTIFY alive/byebye/update, each device on its own random
-//! re-announce phase) and the search responder ([`search`]: ST matching with lower versions, MX
+//! [`Ssdp::start`] runs one driver task (`socket.rs`) around two sans-IO cores: the announce
+//! scheduler (`announce.rs`: paced NOTIFY alive/byebye/update, each device on its own random
+//! re-announce phase) and the search responder (`search.rs`: ST matching with lower versions, MX
 //! delays, served-subnet check and a per-source rate limit). [`parse`] reads incoming datagrams
 //! and is the fuzz target's entry point.
 
