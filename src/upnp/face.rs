@@ -225,7 +225,14 @@ impl UpnpFace {
     /// Says ssdp:byebye, stops the listeners (letting requests in flight finish) and GENA.
     pub async fn stop(self) {
         if let Some(ssdp) = self.ssdp {
-            ssdp.shutdown().await;
+            // Byebyes are paced; with thousands of devices they take seconds. Bounded so a
+            // stop never hangs on them.
+            if tokio::time::timeout(Duration::from_secs(15), ssdp.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("not every ssdp:byebye was sent within 15 s");
+            }
         }
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -275,17 +282,10 @@ async fn start_ssdp(
         description_path: description::description_path(state.gateway.udn),
         capabilities: vec!["lifecycle".to_owned()],
     });
-    let ssdp_config = SsdpConfig {
-        interfaces,
-        port: config.listen.ssdp_port,
-        join_multicast: true,
-        http_port,
-        boot_id,
-        config_id,
-        server,
-        vendor_domain: vendor.clone(),
-        max_age: Duration::from_secs(1800),
-    };
+    let mut ssdp_config = SsdpConfig::new(interfaces, http_port, server, vendor.clone());
+    ssdp_config.port = config.listen.ssdp_port;
+    ssdp_config.boot_id = boot_id;
+    ssdp_config.config_id = config_id;
     match Ssdp::start(ssdp_config, advertised).await {
         Ok(handle) => Some(handle),
         Err(e) => {
