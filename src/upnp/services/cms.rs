@@ -139,7 +139,7 @@ pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<Stri
     for leaf in &leaves {
         let value = match leaf.strip_prefix(PARAMETERS) {
             Some(name) => match readings.get(name) {
-                Some(v) => v.to_string(),
+                Some(v) => value_text(v),
                 // Write-only parameters have no readable value.
                 None => continue,
             },
@@ -219,6 +219,14 @@ pub async fn set_values(device: &VirtualDevice, list: &str) -> Result<Readings, 
         .await
         .map_err(|e| link_error(device, "SetValues", &e))?;
     Ok(checked)
+}
+
+/// A value as CMS carries it: text without quotes, numbers and booleans as written.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Text(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Parses a CMS value text as the parameter's type.
