@@ -318,14 +318,47 @@ pub fn is_configuration_change<'a>(
     })
 }
 
-/// The ConfigurationUpdate value: `<version>,<path>,<path>...`.
+/// The ConfigurationUpdate value: `<version>,<UTC time of the change>,<path>[,<path>...]`.
+///
+/// The time makes every change a new value, so that GENA (which never events an unchanged
+/// value) events repeated changes of the same parameter even when the configuration version
+/// stays (measurements do not make a new configuration).
 pub fn configuration_update<'a>(
     version: u64,
+    at: std::time::SystemTime,
     names: impl IntoIterator<Item = &'a String>,
 ) -> String {
-    let mut value = version.to_string();
+    let mut value = format!("{version},{}", humantime::format_rfc3339_millis(at));
     for name in names {
         let _ = write!(value, ",{PARAMETERS}{name}");
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_update_should_name_version_time_and_paths() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let names = ["setpoint".to_owned(), "mode".to_owned()];
+        assert_eq!(
+            configuration_update(7, at, &names),
+            "7,2023-11-14T22:13:20.123Z,/IoTMC/Parameters/setpoint,/IoTMC/Parameters/mode"
+        );
+    }
+
+    #[test]
+    fn values_should_parse_by_type_and_refuse_nonsense() {
+        assert_eq!(
+            parse_value(" 21.5 ", ValueType::Float),
+            Some(Value::Float(21.5))
+        );
+        assert_eq!(parse_value("NaN", ValueType::Float), None);
+        assert_eq!(parse_value("1", ValueType::Bool), Some(Value::Bool(true)));
+        assert_eq!(parse_value("maybe", ValueType::Bool), None);
+        assert_eq!(parse_value("12x", ValueType::Int), None);
+        assert_eq!(value_text(&Value::Text("heat".into())), "heat");
+    }
 }

@@ -434,7 +434,7 @@ pub fn configuration_changed(state: &FaceState, device: &VirtualDevice, values: 
             }
         }
     }
-    let value = cms::configuration_update(version, &names);
+    let value = cms::configuration_update(version, SystemTime::now(), &names);
     device.update_live(|live| live.configuration_update = value.clone());
     state.eventing.publish(
         &event_key(device.udn, &specs::CONFIGURATION_MANAGEMENT),
