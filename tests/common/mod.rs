@@ -25,8 +25,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// Guards against a hang only: every wait in these tests ends on an event well before it.
-pub(crate) const HANG_GUARD: Duration = Duration::from_secs(20);
+/// Guards against a hang only: every wait in these tests ends on an event well before it
+/// (above the face's 30 s request timeout, which paused-time tests run into).
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// The standard ConfigurationManagement service type.
 pub(crate) const CMS: &str = "urn:schemas-upnp-org:service:ConfigurationManagement:2";
@@ -74,6 +75,10 @@ protocol = "memory"
 name = "on"
 type = "bool"
 access = "read-write"
+
+# Patient enough that a silent relay outlasts the face's 30 s request timeout.
+[poll]
+timeout = "20s"
 
 [memory]
 initial = { on = false }
