@@ -158,10 +158,23 @@ async fn a_subscriber_should_get_the_initial_event_then_each_configuration_chang
     let change = next_notify(&mut notifies).await;
     assert_eq!(change.sid, sid);
     assert_eq!(change.seq, 1);
+    let update = change.variable("ConfigurationUpdate").unwrap_or_default();
+    let fields: Vec<&str> = update.split(',').collect();
     assert_eq!(
-        change.variable("ConfigurationUpdate"),
-        Some(format!("{},/IoTMC/Parameters/setpoint", version + 1)),
-        "a device-side change of a writable parameter is a new configuration"
+        fields.first().copied(),
+        Some((version + 1).to_string().as_str()),
+        "a device-side change of a writable parameter is a new configuration: {update}"
+    );
+    assert!(
+        fields
+            .get(1)
+            .is_some_and(|t| humantime::parse_rfc3339(t).is_ok()),
+        "the change time follows the version: {update}"
+    );
+    assert_eq!(
+        fields.get(2..),
+        Some(&["/IoTMC/Parameters/setpoint"][..]),
+        "{update}"
     );
     assert_eq!(h.config_version("thermostat-1"), version + 1);
 

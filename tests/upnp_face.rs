@@ -297,7 +297,6 @@ async fn get_values_of_the_iotmc_node_should_return_every_fact_and_parameter_bel
 }
 
 #[tokio::test]
-#[ignore = "bug: cms::get_values renders Value::Text with Debug quoting (`\"heat\"`), which SetValues does not take back"]
 async fn get_values_should_give_text_values_as_set_values_takes_them() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
