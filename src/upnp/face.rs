@@ -131,6 +131,7 @@ impl UpnpFace {
             HttpLimits::default(),
         ));
 
+        let interfaces_now = interfaces.clone();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(http::serve_http(
             Arc::clone(&site),
@@ -163,6 +164,14 @@ impl UpnpFace {
             server,
         )
         .await;
+        if let Some(ssdp) = &ssdp {
+            tasks.push(tokio::spawn(watch_addresses(
+                config.listen.interfaces.clone(),
+                interfaces_now,
+                ssdp.interface_updates(),
+                Arc::clone(&site),
+            )));
+        }
         tracing::info!(
             http = %http_addr,
             https = ?https_addr,
@@ -239,6 +248,41 @@ impl UpnpFace {
             task.abort();
         }
         self.state.eventing.clone().shutdown().await;
+    }
+}
+
+/// How often the served interfaces' addresses are checked for changes.
+const ADDRESS_CHECK: Duration = Duration::from_secs(30);
+
+/// Re-reads the served interfaces every [`ADDRESS_CHECK`]; on a change (DHCP renewed to a new
+/// address, an interface added), SSDP sends ssdp:update and alive from the new addresses and
+/// the HTTP listeners map connections to them.
+async fn watch_addresses(
+    names: Vec<String>,
+    mut current: Vec<ServedInterface>,
+    ssdp: watch::Sender<Vec<ServedInterface>>,
+    site: Arc<Site>,
+) {
+    let mut tick = tokio::time::interval(ADDRESS_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match served_interfaces(&names) {
+            Ok(now) if now != current => {
+                tracing::info!(before = ?current, after = ?now, "served addresses changed; announcing ssdp:update");
+                *site
+                    .interfaces
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = now.clone();
+                ssdp.send_replace(now.clone());
+                current = now;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the served interfaces; keeping the last known addresses")
+            }
+        }
     }
 }
 

@@ -58,8 +58,9 @@ impl Default for HttpLimits {
 pub struct Site {
     /// Handler state.
     pub state: Arc<FaceState>,
-    /// The interfaces served (to find the one a connection arrived on).
-    pub interfaces: Vec<ServedInterface>,
+    /// The interfaces served (to find the one a connection arrived on); updated when their
+    /// addresses change.
+    pub interfaces: std::sync::RwLock<Vec<ServedInterface>>,
     /// Pre-rendered descriptions and SCPDs by path.
     pub documents: HashMap<String, Bytes>,
     /// SERVER header value.
@@ -103,7 +104,7 @@ impl Site {
         }
         Self {
             state,
-            interfaces,
+            interfaces: std::sync::RwLock::new(interfaces),
             documents,
             server,
             limits,
@@ -161,7 +162,13 @@ async fn serve(
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let arrived_on = local.and_then(|l| arrived_on(&site.interfaces, l));
+            let arrived_on = local.and_then(|l| {
+                let interfaces = site
+                    .interfaces
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                arrived_on(&interfaces, l)
+            });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

@@ -142,6 +142,12 @@ impl SsdpHandle {
         self.interfaces.send_replace(interfaces);
     }
 
+    /// A cloneable way to call [`SsdpHandle::update_interfaces`] from another task (the face's
+    /// address watcher).
+    pub fn interface_updates(&self) -> watch::Sender<Vec<ServedInterface>> {
+        self.interfaces.clone()
+    }
+
     /// Sends byebye for every advert (at the shutdown budget) and stops. Wrap in a timeout
     /// for a bounded stop: 2000 devices on one interface take about 12 s at 1000/s.
     pub async fn shutdown(self) {
