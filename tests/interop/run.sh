@@ -29,7 +29,7 @@ demo_pid=""
 
 cleanup() {
     if [[ -n "$demo_pid" ]] && kill -0 "$demo_pid" 2>/dev/null; then
-        kill -INT "$demo_pid" 2>/dev/null || true
+        kill -TERM "$demo_pid" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$demo_pid" 2>/dev/null || true
     fi
@@ -69,7 +69,8 @@ ip -n "$ns" link set lo multicast on
 ip -n "$ns" route add 224.0.0.0/4 dev lo
 in_ns() { ip netns exec "$ns" "$@"; }
 
-in_ns "$gateway" demo --change-every 1s >"$work/demo.out" 2>"$work/demo.log" &
+# Not through the in_ns function: $! must be the gateway itself (ip netns exec execs it).
+ip netns exec "$ns" "$gateway" demo --change-every 1s >"$work/demo.out" 2>"$work/demo.log" &
 demo_pid=$!
 for _ in $(seq 1 300); do
     grep -q '^Demo ready in' "$work/demo.out" 2>/dev/null && break
@@ -137,6 +138,12 @@ check "the thermostat now holds the operator's setpoint, not the refused one" \
     grep -q 'ParameterPath>/IoTMC/Parameters/setpoint</ParameterPath><Value>22.5</Value>' "$work/after.json"
 code="$(in_ns curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "${soap_headers[@]}" --data "$(set_values 26)" "https://$https_addr$control" || true)"
 check "SetValues over TLS without a client certificate is refused" test "$code" = 500
+
+# 6. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
+kill -TERM "$demo_pid"
+for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
+check "the demo stops on SIGTERM within 10 s" bash -c "! kill -0 $demo_pid 2>/dev/null"
+check "the demo says it stopped" grep -q '^Demo stopped.$' "$work/demo.out"
 
 if [[ "$failed" -gt 0 ]]; then
     echo "--- demo output"; cat "$work/demo.out"
