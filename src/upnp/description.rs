@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::escape::escape;
+use crate::upnp::xml_text::escape;
 use uuid::Uuid;
 
 use super::device::{DeviceFacts, VirtualDevice};

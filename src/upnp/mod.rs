@@ -19,3 +19,4 @@ pub mod tls;
 pub mod xml_list;
 
 pub use face::{FaceError, UpnpFace};
+pub mod xml_text;

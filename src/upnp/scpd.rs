@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use quick_xml::escape::escape;
+use crate::upnp::xml_text::escape;
 
 use super::soap::UpnpError;
 

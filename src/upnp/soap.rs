@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::escape::escape;
+use crate::upnp::xml_text::{escape, is_xml_char};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -356,6 +356,12 @@ pub fn parse_envelope(body: &[u8]) -> Result<ActionCall, SoapError> {
 }
 
 fn push_bounded(value: &mut String, more: &str) -> Result<(), SoapError> {
+    if let Some(c) = more.chars().find(|c| !is_xml_char(*c)) {
+        return Err(SoapError::Malformed(format!(
+            "character U+{:04X} is not allowed in XML",
+            u32::from(c)
+        )));
+    }
     if value.len() + more.len() > MAX_BODY {
         return Err(SoapError::Malformed("an argument is too long".into()));
     }
@@ -522,6 +528,18 @@ mod tests {
             parse_envelope(&[0xff, 0xfe]).unwrap_err(),
             SoapError::NotUtf8
         );
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_should_be_refused_raw_or_as_references() {
+        for arg in ["&#1;", "a\u{1}b", "&#xFFFF;"] {
+            let body = envelope(&format!(r#"<u:A xmlns:u="{SERVICE}"><x>{arg}</x></u:A>"#));
+            let err = parse_envelope(body.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.contains("not allowed in XML") || err.contains("well-formed"),
+                "{arg}: {err}"
+            );
+        }
     }
 
     #[test]

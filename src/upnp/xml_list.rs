@@ -115,6 +115,15 @@ pub fn parse(xml: &str, root: &str) -> Result<Vec<Item>, String> {
 }
 
 fn push_text(items: &mut [Item], depth: usize, text: &str) -> Result<(), String> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| !crate::upnp::xml_text::is_xml_char(*c))
+    {
+        return Err(format!(
+            "character U+{:04X} is not allowed in XML",
+            u32::from(c)
+        ));
+    }
     match (depth, items.last_mut()) {
         (2, Some(item)) => item.text.push_str(text),
         (3, Some(item)) => {
@@ -168,6 +177,10 @@ mod tests {
             ("<ContentPathList>loose</ContentPathList>", "outside"),
             ("<ContentPathList><a>", "well-formed"),
             ("", "no ContentPathList"),
+            (
+                "<ContentPathList><p>&#1;</p></ContentPathList>",
+                "not allowed",
+            ),
         ] {
             let err = parse(xml, "ContentPathList").unwrap_err();
             assert!(err.contains(why), "{xml}: {err}");

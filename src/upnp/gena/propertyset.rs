@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use crate::upnp::xml_text::escape_into;
+
 /// The changes one NOTIFY carries: `(variable, value)` in order, each variable at most once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PropertySet {
@@ -69,25 +71,6 @@ impl PropertySet {
         }
         xml.push_str("</e:propertyset>");
         Bytes::from(xml)
-    }
-}
-
-/// Appends `text` escaped as XML character data. Characters XML 1.0 cannot carry at all (C0
-/// controls other than tab, LF and CR) become U+FFFD; CR is written as a reference so it survives
-/// the parser's line-end normalisation.
-fn escape_into(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' | '\n' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
     }
 }
 

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::upnp::xml_text::escape;
 use iotmc_adapter::profile::Access;
 use iotmc_adapter::{LinkError, Readings, Value, ValueType};
-use quick_xml::escape::escape;
 
 use super::errors::{self, link_error};
 use crate::upnp::device::VirtualDevice;

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::upnp::xml_text::escape;
 use iotmc_adapter::profile::ActionKind;
 use iotmc_adapter::{ActionOutcome, ActionRequest, LinkError, LinkEvent, Readings};
-use quick_xml::escape::escape;
 use uuid::Uuid;
 
 use super::device::{Availability, VirtualDevice};
