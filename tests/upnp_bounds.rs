@@ -197,6 +197,74 @@ async fn an_unresponsive_device_should_make_get_values_answer_707_naming_it() {
     .await
     .argument("DeviceStatus");
     assert!(status.starts_with("Unreachable,"), "{status}");
+    let last_error = || {
+        h.face
+            .state()
+            .devices
+            .values()
+            .find(|d| d.record().id == "thermostat-1")
+            .unwrap()
+            .live()
+            .last_error
+    };
+    let device_error = last_error();
+    assert!(device_error.contains(" 707: "), "{device_error}");
+
+    // Requests that never reach the device say nothing about it: facts only, a bad path, a
+    // path asked 1000 times. It stays Unreachable and its last error stays the device's own.
+    let facts = call(
+        addr,
+        &h.control("thermostat-1", "ConfigurationManagement"),
+        CMS,
+        "GetValues",
+        &[("Parameters", &content_paths(&["/UPnP/DM/DeviceInfo/"]))],
+    )
+    .await;
+    assert!(facts.argument("ParameterValueList").contains("ModelName"));
+    let (code, _) = call(
+        addr,
+        &h.control("thermostat-1", "ConfigurationManagement"),
+        CMS,
+        "GetValues",
+        &[("Parameters", &content_paths(&["/IoTMC/Nonsense"]))],
+    )
+    .await
+    .upnp_error();
+    assert_eq!(code, 702);
+    let status = call(
+        addr,
+        &h.control("thermostat-1", "BasicManagement"),
+        BASIC,
+        "GetDeviceStatus",
+        &[],
+    )
+    .await
+    .argument("DeviceStatus");
+    assert!(status.starts_with("Unreachable,"), "{status}");
+    assert_eq!(last_error(), device_error);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_path_asked_for_many_times_should_be_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path(), false).await;
+    let paths = vec!["/IoTMC/"; 1000];
+    let list = call(
+        h.face.http_addr(),
+        &h.control("thermostat-1", "ConfigurationManagement"),
+        CMS,
+        "GetValues",
+        &[("Parameters", &content_paths(&paths))],
+    )
+    .await
+    .argument("ParameterValueList");
+    assert_eq!(
+        list.matches("<ParameterPath>/IoTMC/Parameters/setpoint</ParameterPath>")
+            .count(),
+        1,
+        "{list}"
+    );
     h.stop().await;
 }
 

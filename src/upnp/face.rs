@@ -63,6 +63,7 @@ pub struct UpnpFace {
     tasks: Vec<JoinHandle<()>>,
     boot_id: u32,
     config_id: u32,
+    shutdown_grace: Duration,
 }
 
 impl UpnpFace {
@@ -189,6 +190,7 @@ impl UpnpFace {
             tasks,
             boot_id,
             config_id,
+            shutdown_grace: config.gateway.shutdown_grace,
         })
     }
 
@@ -231,16 +233,18 @@ impl UpnpFace {
         )
     }
 
-    /// Says ssdp:byebye, stops the listeners (letting requests in flight finish) and GENA.
+    /// Says ssdp:byebye (within half the stop grace), stops the listeners and GENA. Requests in
+    /// flight are cut; a controller retries them against the next run.
     pub async fn stop(self) {
         if let Some(ssdp) = self.ssdp {
-            // Byebyes are paced; with thousands of devices they take seconds. Bounded so a
-            // stop never hangs on them.
-            if tokio::time::timeout(Duration::from_secs(15), ssdp.shutdown())
-                .await
-                .is_err()
-            {
-                tracing::warn!("not every ssdp:byebye was sent within 15 s");
+            // Byebyes are paced; with thousands of devices they take seconds. Bounded to half
+            // the stop grace, so that the devices' links are still closed within it.
+            let budget = self.shutdown_grace / 2;
+            if tokio::time::timeout(budget, ssdp.shutdown()).await.is_err() {
+                tracing::warn!(
+                    budget_s = budget.as_secs_f64(),
+                    "not every ssdp:byebye was sent in time; control points will expire the rest after max-age"
+                );
             }
         }
         let _ = self.stop.send(true);
@@ -363,8 +367,27 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
     for (index, device) in managed.iter().enumerate() {
         if let Some(link) = device.link.clone() {
             let deadline = device.profile.poll.request_deadline() + Duration::from_secs(1);
+            let readable: Vec<String> = device
+                .profile
+                .parameters
+                .iter()
+                .filter(|p| p.access.can_read())
+                .map(|p| p.name.clone())
+                .collect();
             identities.spawn(async move {
-                (index, tokio::time::timeout(deadline, link.identify()).await)
+                let identity = tokio::time::timeout(deadline, link.identify()).await;
+                // What the device holds now, so that later reports are compared with real
+                // values (a failed read leaves it unknown).
+                let known = match &identity {
+                    Ok(Ok(_)) if !readable.is_empty() => {
+                        match tokio::time::timeout(deadline, link.read(&readable)).await {
+                            Ok(Ok(readings)) => readings,
+                            _ => iotmc_adapter::Readings::new(),
+                        }
+                    }
+                    _ => iotmc_adapter::Readings::new(),
+                };
+                (index, (identity, known))
             });
         }
     }
@@ -378,7 +401,11 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
     let mut devices = BTreeMap::new();
     for (index, device) in managed.iter().enumerate() {
         let record = device.record.clone();
-        let identity = match identified.remove(&index) {
+        let (identity, known) = match identified.remove(&index) {
+            Some((identity, known)) => (Some(identity), known),
+            None => (None, iotmc_adapter::Readings::new()),
+        };
+        let identity = match identity {
             Some(Ok(Ok(identity))) => Some(identity),
             Some(Ok(Err(e))) => {
                 tracing::warn!(device = %record.id, error = %e, hint = e.hint(), "the device did not identify itself; describing it from its profile");
@@ -425,7 +452,7 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
             availability_since: now,
             configuration_update: record.config_version.to_string(),
             last_error: String::new(),
-            known: iotmc_adapter::Readings::new(),
+            known,
         };
         devices.insert(
             record.udn,

@@ -2,9 +2,9 @@
 //!
 //! Bounds (DESIGN.md §8), each answered with a clear error: request headers must arrive within
 //! [`HttpLimits::header_timeout`] (slow clients are cut off — slowloris), a whole request within
-//! [`HttpLimits::request_timeout`] (408 or 503), bodies are at most [`soap::MAX_BODY`] (413),
-//! and at most [`HttpLimits::max_connections`] connections are served at once (later ones are
-//! closed at accept).
+//! [`HttpLimits::request_timeout`] (503 after), bodies are at most [`soap::MAX_BODY`] (413),
+//! and at most [`HttpLimits::max_connections`] connections are served at once per listener
+//! (later ones are closed at accept).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -148,7 +148,9 @@ async fn serve(
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                // Out of descriptors, most likely: back off rather than spin.
+                tracing::warn!(error = %e, "accept failed; pausing accepts for 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -265,8 +267,8 @@ impl Connection {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let span = tracing::debug_span!("request", %method, %path);
-        let _enter = span.enter();
-        match tokio::time::timeout(self.site.limits.request_timeout, self.route(req)).await {
+        let routed = tracing::Instrument::instrument(self.route(req), span);
+        match tokio::time::timeout(self.site.limits.request_timeout, routed).await {
             Ok(reply) => reply,
             Err(_) => {
                 tracing::warn!(%method, %path, "request timed out");
@@ -287,7 +289,7 @@ impl Connection {
             return if req.method() == Method::GET || req.method() == Method::HEAD {
                 self.reply(StatusCode::OK, "text/xml; charset=\"utf-8\"", doc.clone())
             } else {
-                self.method_not_allowed("GET")
+                self.method_not_allowed("GET, HEAD")
             };
         }
         let Some((udn, rest)) = path
@@ -305,6 +307,9 @@ impl Connection {
             return self.not_found(&path);
         };
         if rest.is_empty() {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return self.method_not_allowed("GET, HEAD");
+            }
             let device = match &target {
                 Target::Device(d) => Some(d.as_ref()),
                 Target::Gateway => None,

@@ -251,7 +251,7 @@ impl ServiceSpec {
             if !var.allowed.is_empty() {
                 x.push_str("<allowedValueList>");
                 for value in var.allowed {
-                    let _ = write!(x, "<allowedValue>{}</allowedValue>", escape(*value));
+                    let _ = write!(x, "<allowedValue>{}</allowedValue>", escape(value));
                 }
                 x.push_str("</allowedValueList>");
             }

@@ -87,24 +87,34 @@ fn fact(device: &VirtualDevice, path: &str) -> Option<String> {
 fn select(device: &VirtualDevice, paths: &[String]) -> Result<Vec<String>, UpnpError> {
     let leaves = leaf_paths(device);
     let mut chosen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
         let path = path.trim();
-        let before = chosen.len();
-        if path.ends_with('/') {
-            chosen.extend(leaves.iter().filter(|l| l.starts_with(path)).cloned());
-        } else if leaves.iter().any(|l| l == path) {
-            chosen.push(path.to_owned());
-        }
-        if chosen.len() == before {
+        let matching: Vec<&String> = if path.ends_with('/') {
+            leaves.iter().filter(|l| l.starts_with(path)).collect()
+        } else {
+            leaves.iter().filter(|l| *l == path).collect()
+        };
+        if matching.is_empty() {
             return Err(errors::no_such_name(device, path));
         }
+        // Each leaf once, however often it is asked for: a list of 1024 `/` must not read the
+        // device 1024 times over.
+        for leaf in matching {
+            if seen.insert(leaf.as_str()) {
+                chosen.push(leaf.clone());
+            }
+        }
     }
-    chosen.dedup();
     Ok(chosen)
 }
 
-/// GetValues.
-pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<String, UpnpError> {
+/// GetValues: the ParameterValueList, and the readings taken from the device (empty when only
+/// facts were asked for and the device was not contacted).
+pub async fn get_values(
+    device: &VirtualDevice,
+    parameters: &str,
+) -> Result<(String, Readings), UpnpError> {
     let items = xml_list::parse(parameters, "ContentPathList")
         .map_err(|why| errors::invalid_xml(device, "GetValues", "Parameters", &why))?;
     let paths: Vec<String> = items.into_iter().map(|i| i.text).collect();
@@ -126,12 +136,9 @@ pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<Stri
         let link = device
             .link()
             .map_err(|e| link_error(device, "GetValues", &e))?;
-        let readings = link
-            .read(&names)
+        link.read(&names)
             .await
-            .map_err(|e| link_error(device, "GetValues", &e))?;
-        device.update_live(|live| live.known.extend(readings.clone()));
-        readings
+            .map_err(|e| link_error(device, "GetValues", &e))?
     };
     let mut xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><cms:ParameterValueList xmlns:cms="{CMS_NS}">"#
@@ -153,7 +160,7 @@ pub async fn get_values(device: &VirtualDevice, parameters: &str) -> Result<Stri
         );
     }
     xml.push_str("</cms:ParameterValueList>");
-    Ok(xml)
+    Ok((xml, readings))
 }
 
 /// SetValues: checks every value first (nothing is written unless all are valid), then writes

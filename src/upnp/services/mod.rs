@@ -261,14 +261,20 @@ async fn device_action(
         }
         ("ConfigurationManagement", "GetValues") => {
             let result = cms::get_values(device, arg(0)).await;
-            note_availability(state, device, result.as_ref().err());
-            Ok(vec![("ParameterValueList", result?)])
+            note_availability(
+                state,
+                device,
+                result.as_ref().map(|(_, readings)| !readings.is_empty()),
+            );
+            let (list, readings) = result?;
+            configuration_changed(state, device, readings, ChangeSource::Device);
+            Ok(vec![("ParameterValueList", list)])
         }
         ("ConfigurationManagement", "SetValues") => {
             let result = cms::set_values(device, arg(0)).await;
-            note_availability(state, device, result.as_ref().err());
+            note_availability(state, device, result.as_ref().map(|_| true));
             let written = result?;
-            configuration_changed(state, device, written);
+            configuration_changed(state, device, written, ChangeSource::Write);
             Ok(vec![("Status", "ChangesApplied".into())])
         }
         ("ConfigurationManagement", "GetCurrentConfigurationVersion") => Ok(vec![(
@@ -328,33 +334,34 @@ async fn invoke_kind(
     let link = device
         .link()
         .map_err(|e| errors::link_error(device, operation, &e))?;
-    let result = link.invoke(&ActionRequest::new(spec.name.clone())).await;
-    note_availability(
-        state,
-        device,
-        result
-            .as_ref()
-            .err()
-            .map(|e| errors::link_error(device, operation, e))
-            .as_ref(),
-    );
+    let result = link
+        .invoke(&ActionRequest::new(spec.name.clone()))
+        .await
+        .map_err(|e| errors::link_error(device, operation, &e));
+    note_availability(state, device, result.as_ref().map(|_| true));
     match result {
         Ok(ActionOutcome::Done { .. } | ActionOutcome::Accepted) => Ok(()),
-        Err(e) => Err(errors::link_error(device, operation, &e)),
+        Err(e) => Err(e),
     }
 }
 
-/// Records the outcome of an exchange with the device in its availability.
-fn note_availability(state: &FaceState, device: &VirtualDevice, error: Option<&UpnpError>) {
-    let now_offline = match error.map(|e| e.code) {
-        Some(errors::DEVICE_UNREACHABLE) => true,
-        Some(errors::DEVICE_DETACHED) => return,
-        _ => false,
-    };
-    let availability = if now_offline {
-        Availability::Offline
-    } else {
-        Availability::Online
+/// Records what an operation learned about the device's availability: `Ok(true)` when it
+/// exchanged with the device, `Ok(false)` when it did not need to, or its error. Only an
+/// exchange (or a timeout) says anything: refusals of the caller's arguments never reach the
+/// device and change nothing.
+fn note_availability(state: &FaceState, device: &VirtualDevice, outcome: Result<bool, &UpnpError>) {
+    let availability = match outcome {
+        Ok(true) => Availability::Online,
+        Err(e) if e.code == errors::DEVICE_UNREACHABLE => Availability::Offline,
+        Err(e)
+            if matches!(
+                e.code,
+                errors::DEVICE_BUSY | errors::DEVICE_REFUSED | errors::DEVICE_MALFORMED
+            ) =>
+        {
+            Availability::Online
+        }
+        _ => return,
     };
     set_availability(state, device, availability, SystemTime::now());
 }
@@ -388,7 +395,11 @@ pub fn set_availability(
 }
 
 fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
-    if error.code < 700 && error.code != 501 {
+    // Only failures the device caused; the caller's own mistakes (bad paths, bad values) are
+    // answered to the caller and must not overwrite the device's last real error.
+    if !(error.code == 501
+        || (errors::DEVICE_UNREACHABLE..=errors::DEVICE_MALFORMED).contains(&error.code))
+    {
         return;
     }
     let text = format!(
@@ -404,26 +415,59 @@ fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
     );
 }
 
-/// Events a change of profile parameters, whatever its source (SetValues, the device's own
-/// report). Values equal to the last known ones are not changes. The configuration version is
-/// bumped (and persisted) when a writable parameter changed; measurements alone do not make a
-/// new configuration.
-pub fn configuration_changed(state: &FaceState, device: &VirtualDevice, values: Readings) {
-    let names: Vec<String> = device.update_live(|live| {
-        let changed: Vec<String> = values
+/// Where a set of values comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSource {
+    /// Written through the gateway (SetValues): a value differing from the last known one, or
+    /// with none known, is a change.
+    Write,
+    /// Read from or reported by the device: a value differing from the last known one is a
+    /// change. A value with none known (the device did not answer the read at start) is
+    /// evented but does not make a new configuration version, since it may be no change.
+    Device,
+}
+
+/// Events a change of profile parameters, whatever its source (SetValues, a read, the device's
+/// own report). Values equal to the last known ones are not changes. The configuration version
+/// is bumped (and persisted) when a writable parameter changed, evented or not; measurements
+/// alone do not make a new configuration. Parameters the profile marks `evented = false` are
+/// not listed in the event.
+pub fn configuration_changed(
+    state: &FaceState,
+    device: &VirtualDevice,
+    values: Readings,
+    source: ChangeSource,
+) {
+    // (name, whether it certainly differs from what was known before).
+    let changed: Vec<(String, bool)> = device.update_live(|live| {
+        let changed = values
             .iter()
-            .filter(|(n, v)| live.known.get(*n) != Some(*v))
-            .filter(|(n, _)| device.profile.parameter(n).is_some_and(|p| p.evented))
-            .map(|(n, _)| n.clone())
+            .filter_map(|(n, v)| match live.known.get(n) {
+                Some(known) if known == v => None,
+                Some(_) => Some((n.clone(), true)),
+                None => Some((n.clone(), source == ChangeSource::Write)),
+            })
             .collect();
         live.known.extend(values);
         changed
     });
-    if names.is_empty() {
+    let certain: Vec<String> = changed
+        .iter()
+        .filter(|(_, certain)| *certain)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let bump = cms::is_configuration_change(device, &certain);
+    let names: Vec<String> = changed
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| device.profile.parameter(n).is_some_and(|p| p.evented))
+        .collect();
+    if names.is_empty() && !bump {
         return;
     }
+
     let mut version = device.record().config_version;
-    if cms::is_configuration_change(device, &names) {
+    if bump {
         match state.registry.bump_config_version(&device.record().id) {
             Ok(v) => {
                 version = v;
@@ -452,7 +496,7 @@ pub async fn follow_link_events(state: Arc<FaceState>, device: Arc<VirtualDevice
     loop {
         match events.recv().await {
             Ok(LinkEvent::Changed { values, .. }) => {
-                configuration_changed(&state, &device, values);
+                configuration_changed(&state, &device, values, ChangeSource::Device);
                 set_availability(&state, &device, Availability::Online, SystemTime::now());
             }
             Ok(LinkEvent::Availability { at, availability }) => {
