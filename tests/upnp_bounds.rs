@@ -8,9 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    BASIC, CMS, HANG_GUARD, Harness, call, content_paths, envelope, post_soap, soap_action,
-};
+use common::{CMS, HANG_GUARD, Harness, envelope, post_soap, soap_action};
 use hyper::StatusCode;
 use iotmc_adapter::testkit::SimulatedDevice as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -167,35 +165,19 @@ async fn a_client_that_never_finishes_its_headers_should_be_cut_off_after_the_he
 async fn an_unresponsive_device_should_make_get_values_answer_707_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
-    let addr = h.face.http_addr();
+    let _addr = h.face.http_addr();
     h.simulated("thermostat-1").set_unresponsive(true);
-    let (code, description) = call(
-        addr,
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[(
-            "Parameters",
-            &content_paths(&["/IoTMC/Parameters/setpoint"]),
-        )],
-    )
-    .await
-    .upnp_error();
+    let (code, description) = h
+        .get_values("thermostat-1", &["/IoTMC/Parameters/setpoint"])
+        .await
+        .upnp_error();
     assert_eq!(code, 707, "{description}");
     assert!(
         description.starts_with("GetValues on device thermostat-1 "),
         "{description}"
     );
     // The face now reports the device unreachable.
-    let status = call(
-        addr,
-        &h.control("thermostat-1", "BasicManagement"),
-        BASIC,
-        "GetDeviceStatus",
-        &[],
-    )
-    .await
-    .argument("DeviceStatus");
+    let status = h.device_status("thermostat-1").await;
     assert!(status.starts_with("Unreachable,"), "{status}");
     let last_error = || {
         h.face
@@ -212,34 +194,16 @@ async fn an_unresponsive_device_should_make_get_values_answer_707_naming_it() {
 
     // Requests that never reach the device say nothing about it: facts only, a bad path, a
     // path asked 1000 times. It stays Unreachable and its last error stays the device's own.
-    let facts = call(
-        addr,
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&["/UPnP/DM/DeviceInfo/"]))],
-    )
-    .await;
+    let facts = h
+        .get_values("thermostat-1", &["/UPnP/DM/DeviceInfo/"])
+        .await;
     assert!(facts.argument("ParameterValueList").contains("ModelName"));
-    let (code, _) = call(
-        addr,
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&["/IoTMC/Nonsense"]))],
-    )
-    .await
-    .upnp_error();
+    let (code, _) = h
+        .get_values("thermostat-1", &["/IoTMC/Nonsense"])
+        .await
+        .upnp_error();
     assert_eq!(code, 702);
-    let status = call(
-        addr,
-        &h.control("thermostat-1", "BasicManagement"),
-        BASIC,
-        "GetDeviceStatus",
-        &[],
-    )
-    .await
-    .argument("DeviceStatus");
+    let status = h.device_status("thermostat-1").await;
     assert!(status.starts_with("Unreachable,"), "{status}");
     assert_eq!(last_error(), device_error);
     h.stop().await;
@@ -250,15 +214,10 @@ async fn a_path_asked_for_many_times_should_be_answered_once() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
     let paths = vec!["/IoTMC/"; 1000];
-    let list = call(
-        h.face.http_addr(),
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&paths))],
-    )
-    .await
-    .argument("ParameterValueList");
+    let list = h
+        .get_values("thermostat-1", &paths)
+        .await
+        .argument("ParameterValueList");
     assert_eq!(
         list.matches("<ParameterPath>/IoTMC/Parameters/setpoint</ParameterPath>")
             .count(),
@@ -275,14 +234,7 @@ async fn a_request_that_outlasts_the_request_timeout_should_be_answered_503() {
     // The relay's profile waits 20 s per try, three tries: longer than the face's 30 s.
     h.simulated("relay-1").set_unresponsive(true);
     let started = Instant::now();
-    let reply = call(
-        h.face.http_addr(),
-        &h.control("relay-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&["/IoTMC/Parameters/on"]))],
-    )
-    .await;
+    let reply = h.get_values("relay-1", &["/IoTMC/Parameters/on"]).await;
     let waited = started.elapsed();
     assert_eq!(
         reply.status,

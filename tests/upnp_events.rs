@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use common::{BASIC, CMS, HANG_GUARD, Harness, call, content_paths, get, http, texts, texts_at};
+use common::{HANG_GUARD, Harness, get, http, texts, texts_at};
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -275,31 +275,15 @@ async fn lifecycle_subscribers_should_hear_the_state_and_a_device_going_offline(
     assert_eq!(initial.variable("Availability").as_deref(), Some("Online"));
 
     h.simulated("thermostat-1").set_unresponsive(true);
-    let (code, _) = call(
-        addr,
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[(
-            "Parameters",
-            &content_paths(&["/IoTMC/Parameters/setpoint"]),
-        )],
-    )
-    .await
-    .upnp_error();
+    let (code, _) = h
+        .get_values("thermostat-1", &["/IoTMC/Parameters/setpoint"])
+        .await
+        .upnp_error();
     assert_eq!(code, 707);
     let offline = next_notify(&mut notifies).await;
     assert_eq!(offline.seq, 1);
     assert_eq!(offline.variable("Availability").as_deref(), Some("Offline"));
-    let status = call(
-        addr,
-        &h.control("thermostat-1", "BasicManagement"),
-        BASIC,
-        "GetDeviceStatus",
-        &[],
-    )
-    .await
-    .argument("DeviceStatus");
+    let status = h.device_status("thermostat-1").await;
     assert!(status.starts_with("Unreachable,"), "{status}");
     h.stop().await;
 }

@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    BASIC, CMS, Harness, call, content_paths, envelope, get, https, parameter_pairs,
-    parameter_values, post_soap, request, soap_action, texts, texts_at, tls_client,
+    CMS, Harness, call, content_paths, envelope, get, https, parameter_pairs, parameter_values,
+    post_soap, request, soap_action, texts, texts_at, tls_client,
 };
 use hyper::StatusCode;
 use iotmc_adapter::Value;
@@ -227,17 +227,9 @@ async fn get_values_of_a_parameter_should_return_the_simulated_devices_value() {
     // A value only the simulated device knows: the answer must come through the link.
     h.simulated("thermostat-1")
         .change_locally(readings(&[("setpoint", Value::Float(24.5))]));
-    let reply = call(
-        h.face.http_addr(),
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[(
-            "Parameters",
-            &content_paths(&["/IoTMC/Parameters/setpoint"]),
-        )],
-    )
-    .await;
+    let reply = h
+        .get_values("thermostat-1", &["/IoTMC/Parameters/setpoint"])
+        .await;
     let list = reply.argument("ParameterValueList");
     assert_eq!(
         parameter_pairs(&list),
@@ -250,14 +242,7 @@ async fn get_values_of_a_parameter_should_return_the_simulated_devices_value() {
 async fn get_values_of_the_iotmc_node_should_return_every_fact_and_parameter_below_it() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
-    let reply = call(
-        h.face.http_addr(),
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&["/IoTMC/"]))],
-    )
-    .await;
+    let reply = h.get_values("thermostat-1", &["/IoTMC/"]).await;
     let mut values: BTreeMap<String, String> =
         parameter_pairs(&reply.argument("ParameterValueList"))
             .into_iter()
@@ -300,14 +285,9 @@ async fn get_values_of_the_iotmc_node_should_return_every_fact_and_parameter_bel
 async fn get_values_should_give_text_values_as_set_values_takes_them() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
-    let reply = call(
-        h.face.http_addr(),
-        &h.control("thermostat-1", "ConfigurationManagement"),
-        CMS,
-        "GetValues",
-        &[("Parameters", &content_paths(&["/IoTMC/Parameters/mode"]))],
-    )
-    .await;
+    let reply = h
+        .get_values("thermostat-1", &["/IoTMC/Parameters/mode"])
+        .await;
     assert_eq!(
         parameter_pairs(&reply.argument("ParameterValueList")),
         [("/IoTMC/Parameters/mode".to_owned(), "heat".to_owned())]
@@ -321,15 +301,7 @@ async fn read_only_actions_should_answer_status_parameters_lifecycle_and_version
     let h = Harness::start(dir.path(), false).await;
     let addr = h.face.http_addr();
 
-    let status = call(
-        addr,
-        &h.control("thermostat-1", "BasicManagement"),
-        BASIC,
-        "GetDeviceStatus",
-        &[],
-    )
-    .await
-    .argument("DeviceStatus");
+    let status = h.device_status("thermostat-1").await;
     assert!(status.starts_with("OK,"), "{status}");
     let since = status.trim_start_matches("OK,");
     humantime::parse_rfc3339(since).unwrap_or_else(|e| panic!("{since}: {e}"));

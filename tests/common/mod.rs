@@ -220,6 +220,31 @@ impl Harness {
     pub(crate) fn control(&self, id: &str, service: &str) -> String {
         format!("/upnp/{}/{service}/control", self.udn(id))
     }
+
+    /// ConfigurationManagement GetValues of `paths` on device `id`, over plain HTTP.
+    pub(crate) async fn get_values(&self, id: &str, paths: &[&str]) -> Reply {
+        call(
+            self.face.http_addr(),
+            &self.control(id, "ConfigurationManagement"),
+            CMS,
+            "GetValues",
+            &[("Parameters", &content_paths(paths))],
+        )
+        .await
+    }
+
+    /// BasicManagement GetDeviceStatus of device `id`, over plain HTTP.
+    pub(crate) async fn device_status(&self, id: &str) -> String {
+        call(
+            self.face.http_addr(),
+            &self.control(id, "BasicManagement"),
+            BASIC,
+            "GetDeviceStatus",
+            &[],
+        )
+        .await
+        .argument("DeviceStatus")
+    }
 }
 
 /// A whole HTTP response.
