@@ -367,13 +367,7 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
     for (index, device) in managed.iter().enumerate() {
         if let Some(link) = device.link.clone() {
             let deadline = device.profile.poll.request_deadline() + Duration::from_secs(1);
-            let readable: Vec<String> = device
-                .profile
-                .parameters
-                .iter()
-                .filter(|p| p.access.can_read())
-                .map(|p| p.name.clone())
-                .collect();
+            let readable = device.profile.readable_parameters();
             identities.spawn(async move {
                 let identity = tokio::time::timeout(deadline, link.identify()).await;
                 // What the device holds now, so that later reports are compared with real

@@ -178,23 +178,12 @@ async fn serve(
                 .max_buf_size(16 * 1024);
             match tls {
                 None => {
-                    let ctx = Arc::new(Connection {
+                    let ctx = Connection {
                         site: Arc::clone(&site),
                         caller: Caller::Anonymous,
                         arrived_on,
-                    });
-                    let service = hyper::service::service_fn(move |req| {
-                        let ctx = Arc::clone(&ctx);
-                        async move { Ok::<_, Infallible>(ctx.handle(req).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "HTTP connection ended");
-                        },
-                        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-                    }
+                    };
+                    serve_connection(&builder, TokioIo::new(stream), ctx, &mut stop, peer).await;
                 }
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
@@ -219,26 +208,41 @@ async fn serve(
                         },
                         _ => Caller::Anonymous,
                     };
-                    let ctx = Arc::new(Connection {
+                    let ctx = Connection {
                         site: Arc::clone(&site),
                         caller,
                         arrived_on,
-                    });
-                    let service = hyper::service::service_fn(move |req| {
-                        let ctx = Arc::clone(&ctx);
-                        async move { Ok::<_, Infallible>(ctx.handle(req).await) }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "HTTPS connection ended");
-                        },
-                        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-                    }
+                    };
+                    serve_connection(&builder, TokioIo::new(stream), ctx, &mut stop, peer).await;
                 }
             }
         });
+    }
+}
+
+/// Serves one accepted connection (plain or after the TLS handshake) until it ends or `stop`
+/// turns true.
+async fn serve_connection<I>(
+    builder: &hyper::server::conn::http1::Builder,
+    io: I,
+    ctx: Connection,
+    stop: &mut watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let ctx = Arc::new(ctx);
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, Infallible>(ctx.handle(req).await) }
+    });
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended");
+        },
+        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
     }
 }
 

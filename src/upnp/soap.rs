@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::upnp::xml_text::{escape, is_xml_char};
+use crate::upnp::xml_text::{ReferenceError, check_chars, escape, resolve_reference};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -315,25 +315,10 @@ pub fn parse_envelope(body: &[u8]) -> Result<ActionCall, SoapError> {
                 push_bounded(value, data)?;
             }
             Event::GeneralRef(reference) => {
-                let resolved = if reference.is_char_ref() {
-                    reference
-                        .resolve_char_ref()
-                        .map_err(|e| SoapError::Malformed(e.to_string()))?
-                } else {
-                    match reference.as_ref() {
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "amp" => Some('&'),
-                        "apos" => Some('\''),
-                        "quot" => Some('"'),
-                        other => return Err(SoapError::Entity(truncate(other, 32))),
-                    }
-                };
-                let Some(c) = resolved else {
-                    return Err(SoapError::Malformed(
-                        "an invalid character reference".into(),
-                    ));
-                };
+                let c = resolve_reference(&reference).map_err(|e| match e {
+                    ReferenceError::Undeclared(name) => SoapError::Entity(name),
+                    ReferenceError::BadCharacter(why) => SoapError::Malformed(why),
+                })?;
                 if let Some((_, value)) = argument.as_mut() {
                     push_bounded(value, c.encode_utf8(&mut [0; 4]))?;
                 } else if level != Level::Header {
@@ -356,21 +341,12 @@ pub fn parse_envelope(body: &[u8]) -> Result<ActionCall, SoapError> {
 }
 
 fn push_bounded(value: &mut String, more: &str) -> Result<(), SoapError> {
-    if let Some(c) = more.chars().find(|c| !is_xml_char(*c)) {
-        return Err(SoapError::Malformed(format!(
-            "character U+{:04X} is not allowed in XML",
-            u32::from(c)
-        )));
-    }
+    check_chars(more).map_err(SoapError::Malformed)?;
     if value.len() + more.len() > MAX_BODY {
         return Err(SoapError::Malformed("an argument is too long".into()));
     }
     value.push_str(more);
     Ok(())
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 /// The response envelope for a successful call: `<u:{action}Response>` with the out arguments

@@ -138,27 +138,28 @@ pub fn generate_demo_pki(dir: &Path) -> Result<DemoPki, TlsError> {
     let ca_cert = ca_params.self_signed(&ca_key).map_err(gen_err)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let server_key = KeyPair::generate().map_err(gen_err)?;
-    let mut server_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(gen_err)?;
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "iotmc-gateway demo");
-    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server_params
-        .signed_by(&server_key, &issuer)
-        .map_err(gen_err)?;
-
-    let operator_key = KeyPair::generate().map_err(gen_err)?;
-    let mut operator_params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
-    operator_params
-        .distinguished_name
-        .push(DnType::CommonName, "demo operator");
-    operator_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let operator_cert = operator_params
-        .signed_by(&operator_key, &issuer)
-        .map_err(gen_err)?;
+    let leaf = |names: Vec<String>, common_name: &str, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok::<_, rcgen::Error>((cert, key))
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+        "iotmc-gateway demo",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )
+    .map_err(gen_err)?;
+    let (operator_cert, operator_key) = leaf(
+        Vec::new(),
+        "demo operator",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )
+    .map_err(gen_err)?;
 
     let pki = DemoPki {
         ca: dir.join("ca.pem"),

@@ -5,6 +5,8 @@
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
 
+use crate::upnp::xml_text::{ReferenceError, check_chars, resolve_reference};
+
 /// Most items one list may hold.
 pub const MAX_ITEMS: usize = 1024;
 /// Deepest nesting: root, item, field.
@@ -78,26 +80,12 @@ pub fn parse(xml: &str, root: &str) -> Result<Vec<Item>, String> {
                 push_text(&mut items, depth, data)?;
             }
             Event::GeneralRef(reference) => {
-                let c = if reference.is_char_ref() {
-                    reference
-                        .resolve_char_ref()
-                        .map_err(|e| format!("bad character reference: {e}"))?
-                } else {
-                    match reference.as_ref() {
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "amp" => Some('&'),
-                        "apos" => Some('\''),
-                        "quot" => Some('"'),
-                        other => {
-                            return Err(format!(
-                                "entity reference &{}; is refused",
-                                other.chars().take(32).collect::<String>()
-                            ));
-                        }
+                let c = resolve_reference(&reference).map_err(|e| match e {
+                    ReferenceError::Undeclared(name) => {
+                        format!("entity reference &{name}; is refused")
                     }
-                };
-                let c = c.ok_or("bad character reference")?;
+                    ReferenceError::BadCharacter(why) => format!("bad character reference: {why}"),
+                })?;
                 push_text(&mut items, depth, c.encode_utf8(&mut [0; 4]))?;
             }
             Event::Empty(_) => return Err("unexpected empty element".into()),
@@ -115,15 +103,7 @@ pub fn parse(xml: &str, root: &str) -> Result<Vec<Item>, String> {
 }
 
 fn push_text(items: &mut [Item], depth: usize, text: &str) -> Result<(), String> {
-    if let Some(c) = text
-        .chars()
-        .find(|c| !crate::upnp::xml_text::is_xml_char(*c))
-    {
-        return Err(format!(
-            "character U+{:04X} is not allowed in XML",
-            u32::from(c)
-        ));
-    }
+    check_chars(text)?;
     match (depth, items.last_mut()) {
         (2, Some(item)) => item.text.push_str(text),
         (3, Some(item)) => {

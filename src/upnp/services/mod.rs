@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use crate::upnp::xml_text::escape;
 use iotmc_adapter::profile::ActionKind;
-use iotmc_adapter::{ActionOutcome, ActionRequest, LinkError, LinkEvent, Readings};
+use iotmc_adapter::{ActionOutcome, ActionRequest, LinkEvent, Readings};
 use uuid::Uuid;
 
 use super::device::{Availability, VirtualDevice};
@@ -512,9 +512,4 @@ pub async fn follow_link_events(state: Arc<FaceState>, device: Arc<VirtualDevice
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
-}
-
-/// Whether an error is the device being away (for callers outside this module).
-pub fn is_unreachable(error: &LinkError) -> bool {
-    error.is_transient()
 }

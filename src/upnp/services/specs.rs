@@ -392,6 +392,26 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_should_list_every_action_that_answers_602() {
+        let readme = include_str!("../../../README.md");
+        let table = &readme[readme.find("### Services").unwrap_or(0)..];
+        for line in missing_actions() {
+            let (service_action, _) = line.split_once(':').unwrap_or((&line, ""));
+            let (service, action) = service_action
+                .split_once('#')
+                .unwrap_or(("", service_action));
+            let row = table
+                .lines()
+                .find(|l| l.contains(&format!("`{service}:")))
+                .unwrap_or_else(|| panic!("README's services table has no row for {service}"));
+            assert!(
+                row.contains(action) && row.contains("602"),
+                "README's {service} row does not mark {action} as 602: {row}"
+            );
+        }
+    }
+
+    #[test]
     fn every_state_changing_action_should_be_marked_so() {
         let changing = [
             "Reboot",

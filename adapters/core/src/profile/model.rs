@@ -62,6 +62,15 @@ impl Profile {
         self.parameters.iter().find(|p| p.name == name)
     }
 
+    /// The names of the parameters that can be read, in declaration order.
+    pub fn readable_parameters(&self) -> Vec<String> {
+        self.parameters
+            .iter()
+            .filter(|p| p.access.can_read())
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// The action of this name, if declared.
     pub fn action(&self, name: &str) -> Option<&ActionSpec> {
         self.actions.iter().find(|a| a.name == name)

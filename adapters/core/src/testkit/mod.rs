@@ -226,13 +226,7 @@ impl<'a> Conformance<'a> {
     }
 
     async fn reads(&mut self) {
-        let readable: Vec<String> = self
-            .profile
-            .parameters
-            .iter()
-            .filter(|p| p.access.can_read())
-            .map(|p| p.name.clone())
-            .collect();
+        let readable = self.profile.readable_parameters();
         if readable.is_empty() {
             self.report
                 .record("read all", Outcome::Skipped("no readable parameter".into()));
