@@ -182,11 +182,11 @@ pub async fn run(
         face.description_url(gateway_udn(DEMO_GATEWAY_ID))
     )?;
     for device in gateway.devices() {
-        let name = device
-            .record
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{} {}", device.profile.model, device.record.id));
+        // The name the face describes it with, in config order.
+        let name = face.state().devices.get(&device.record.udn).map_or_else(
+            || device.record.id.clone(),
+            |d| d.facts.friendly_name.clone(),
+        );
         writeln!(
             out,
             "{name:<28} {:<8} {}",
