@@ -1,0 +1,1 @@
+//! One task per bus that owns it.

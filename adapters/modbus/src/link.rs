@@ -1,0 +1,1 @@
+//! The device link of one Modbus device.
