@@ -461,8 +461,9 @@ fn default_testing() -> i64 {
 /// Every entry has the same layout, `entry_registers` long: registers 0–1 the entry's
 /// sequence number (u32, counting up by one per entry, never 0 for a written entry), 2–3 its
 /// time (u32 seconds since 1970 UTC, 0 when the device keeps no clock), 4 an event code (u16),
-/// 5 a severity (u16, syslog 0–7; larger values read as `informational`). Further registers
-/// are device-specific and kept as fields `word6`, `word7`, ...
+/// 5 a severity (u16, syslog 0–7; larger values read as `informational`). Registers from 6 on,
+/// if any, hold ASCII text, two characters per register (high byte first), NUL-padded; the
+/// record's message is the code's text from `codes` (or `event <code>`) followed by that text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogMap {
