@@ -28,7 +28,11 @@ impl Codec {
     /// The value of `parameter` from the point's registers (exactly [`Self::span`] of them).
     /// A raw value with no enum member, a string that is not text, a NaN, are
     /// [`LinkError::Malformed`] naming the parameter.
-    pub fn decode_registers(&self, parameter: &Parameter, words: &[u16]) -> Result<Value, LinkError> {
+    pub fn decode_registers(
+        &self,
+        parameter: &Parameter,
+        words: &[u16],
+    ) -> Result<Value, LinkError> {
         let _ = (parameter, words);
         todo!("encoding: decode_registers")
     }

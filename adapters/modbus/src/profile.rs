@@ -82,7 +82,9 @@ fn default_max_read_bits() -> u16 {
 }
 
 /// A data table, in the words profiles use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TableName {
     /// Coils (FC 0x01 read, 0x05 / 0x0F write).
