@@ -67,9 +67,11 @@ impl Policy {
 /// Something a driver can open: the serial port or TCP connection of its bus.
 pub trait Connect: Send + 'static {
     /// Opens a fresh connection.
-    fn connect(&mut self)
-    -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>>;
+    fn connect(&mut self) -> Connecting<'_>;
 }
+
+/// A connection being opened.
+pub type Connecting<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + 'a>>;
 
 /// A byte stream a driver talks over.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -103,9 +105,7 @@ impl TcpConnector {
 }
 
 impl Connect for TcpConnector {
-    fn connect(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>> {
+    fn connect(&mut self) -> Connecting<'_> {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect(&self.endpoint).await?;
             stream.set_nodelay(true)?;
@@ -132,9 +132,7 @@ impl SerialConnector {
 }
 
 impl Connect for SerialConnector {
-    fn connect(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>> {
+    fn connect(&mut self) -> Connecting<'_> {
         Box::pin(async move {
             use tokio_serial::SerialPortBuilderExt;
             let builder = tokio_serial::new(&self.path, self.line.baud)
@@ -741,9 +739,7 @@ mod tests {
     }
 
     impl Connect for Duplexes {
-        fn connect(
-            &mut self,
-        ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>> {
+        fn connect(&mut self) -> Connecting<'_> {
             Box::pin(async move {
                 self.connects.fetch_add(1, Ordering::SeqCst);
                 if self.fail {
