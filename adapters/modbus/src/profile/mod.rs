@@ -17,7 +17,7 @@ use crate::frame::Table;
 
 mod check;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The `[modbus]` section of a device profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
