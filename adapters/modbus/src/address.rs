@@ -185,9 +185,11 @@ fn parse_tcp(rest: &str) -> Result<Address, String> {
             "" => (host, None),
             _ => (
                 host,
-                Some(after.strip_prefix(':').ok_or_else(|| {
-                    format!("expected `:<port>` after `]`, got `{after}`")
-                })?),
+                Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| format!("expected `:<port>` after `]`, got `{after}`"))?,
+                ),
             ),
         }
     } else {
@@ -197,7 +199,9 @@ fn parse_tcp(rest: &str) -> Result<Address, String> {
         }
     };
     if host.is_empty() || host.contains(['/', ' ', '@']) {
-        return Err(format!("`{host}` is not a host name or IP address; {EXPECTED}"));
+        return Err(format!(
+            "`{host}` is not a host name or IP address; {EXPECTED}"
+        ));
     }
     let port = match port {
         Some(port) => {
@@ -250,9 +254,7 @@ fn parse_rtu(rest: &str) -> Result<Address, String> {
                     "even" => Parity::Even,
                     "odd" => Parity::Odd,
                     other => {
-                        return Err(format!(
-                            "parity `{other}` is not one of none, even, odd"
-                        ));
+                        return Err(format!("parity `{other}` is not one of none, even, odd"));
                     }
                 }
             }
@@ -287,7 +289,9 @@ fn parse_rtu(rest: &str) -> Result<Address, String> {
         }
     }
     let unit = unit.ok_or_else(|| {
-        format!("a Modbus RTU address needs `unit=<1-247>`, the device's server address; {EXPECTED}")
+        format!(
+            "a Modbus RTU address needs `unit=<1-247>`, the device's server address; {EXPECTED}"
+        )
     })?;
     Ok(Address::Rtu {
         port: port.to_owned(),

@@ -303,6 +303,12 @@ impl Codec {
             }
             (ValueType::String, Raw::Int(r)) => Ok(Value::Text(self.units(r as f64).to_string())),
             (ValueType::String, Raw::Float(x)) => Ok(Value::Text(self.units(x).to_string())),
+            // Some devices (the Eastron meters) keep even their settings as floats.
+            (ValueType::Enum, Raw::Float(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => {
+                // Integral and in range, checked just above.
+                #[allow(clippy::cast_possible_truncation)]
+                self.value_from_raw(parameter, Raw::Int(x as i128))
+            }
             (ValueType::Enum, Raw::Int(r)) => self
                 .map
                 .iter()
@@ -361,6 +367,11 @@ impl Codec {
                         self.map.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 })?;
+                if matches!(self.encoding, Encoding::F32 | Encoding::F64) {
+                    // Raw enum values are small whole numbers; f64 holds them exactly.
+                    #[allow(clippy::cast_precision_loss)]
+                    return Ok(Raw::Float(*raw as f64));
+                }
                 Ok(Raw::Int(i128::from(*raw)))
             }
             (ValueType::String, Value::Text(text)) => Ok(Raw::Text(text.clone())),

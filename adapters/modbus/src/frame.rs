@@ -458,7 +458,12 @@ impl ExceptionCode {
 
 impl fmt::Display for ExceptionCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Modbus exception 0x{:02X} ({})", self.code(), self.name())
+        write!(
+            f,
+            "Modbus exception 0x{:02X} ({})",
+            self.code(),
+            self.name()
+        )
     }
 }
 

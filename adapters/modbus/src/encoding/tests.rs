@@ -451,3 +451,23 @@ fn section_orders_should_apply_unless_the_point_overrides_them() {
         Ok(Value::Int(0x0001_0002))
     );
 }
+
+#[test]
+fn enum_kept_as_a_float_should_map_whole_raw_values() {
+    let (parameter, _) = mode();
+    let mut p = holding(Encoding::F32);
+    p.map = BTreeMap::from([("auto".to_owned(), 0), ("heat".to_owned(), 3)]);
+    let codec = Codec::new(&section(), &p);
+    // 3.0 as IEEE 754 single is 0x4040_0000.
+    assert_eq!(
+        codec.decode_registers(&parameter, &[0x4040, 0x0000]),
+        Ok(Value::from("heat"))
+    );
+    assert_eq!(
+        codec.encode_registers(&parameter, &Value::from("heat"), None),
+        Ok(vec![0x4040, 0x0000])
+    );
+    // 2.5 is no raw value of any member.
+    let err = codec.decode_registers(&parameter, &[0x4020, 0x0000]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+}

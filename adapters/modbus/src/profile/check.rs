@@ -346,11 +346,11 @@ impl Checker<'_> {
                 }
             }
             ValueType::Enum => {
-                if matches!(encoding, Encoding::F32 | Encoding::F64 | Encoding::String) {
+                if encoding == Encoding::String {
                     self.fail(
                         &format!("{at}.encoding"),
                         format!(
-                            "`{name}` is an `enum`, stored as a whole number; `{enc}` cannot hold it"
+                            "`{name}` is an `enum`, stored as a number looked up in `map`; `{enc}` cannot hold it"
                         ),
                     );
                 }

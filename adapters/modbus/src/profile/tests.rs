@@ -459,3 +459,22 @@ fn disjoint_masks_on_one_register_should_share_it() {
         errors[0]
     );
 }
+
+#[test]
+fn every_modbus_profile_in_the_repository_should_pass_the_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../device-profiles/modbus");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let profile = Profile::load(&path).unwrap_or_else(|e| panic!("{}: {e:#?}", path.display()));
+        if let Err(errors) = load_section(&profile) {
+            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            panic!("{}:\n{}", path.display(), listed.join("\n"));
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no profiles in {}", dir.display());
+}

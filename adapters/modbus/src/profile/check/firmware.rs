@@ -113,14 +113,19 @@ impl Checker<'_> {
                         ),
                     );
                 }
+                // Raw words either way; `string` is accepted because it is the encoding that
+                // takes a `count`.
                 let allowed = match map.verify {
-                    Verify::Crc32 => matches!(digest.encoding, None | Some(Encoding::U32)),
-                    _ => digest.encoding.is_none(),
+                    Verify::Crc32 => matches!(
+                        digest.encoding,
+                        None | Some(Encoding::U32 | Encoding::String)
+                    ),
+                    _ => matches!(digest.encoding, None | Some(Encoding::String)),
                 };
                 if !allowed {
                     self.fail(
                         &format!("{field}.encoding"),
-                        "the digest is read as raw registers, big-endian; leave `encoding` out (or `u32` for a CRC-32)",
+                        "the digest is read as raw registers, big-endian; leave `encoding` out (or give `string`, or `u32` for a CRC-32)",
                     );
                 }
                 self.address_space(&field, digest.table(), digest.address, registers);

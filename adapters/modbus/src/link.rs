@@ -1,1 +1,0 @@
-//! The device link of one Modbus device.
