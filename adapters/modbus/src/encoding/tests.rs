@@ -468,6 +468,8 @@ fn enum_kept_as_a_float_should_map_whole_raw_values() {
         Ok(vec![0x4040, 0x0000])
     );
     // 2.5 is no raw value of any member.
-    let err = codec.decode_registers(&parameter, &[0x4020, 0x0000]).unwrap_err();
+    let err = codec
+        .decode_registers(&parameter, &[0x4020, 0x0000])
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
 }

@@ -30,7 +30,7 @@ use iotmc_adapter::testkit::SimulatedDevice;
 use iotmc_adapter::{LinkError, Profile, Severity, Value, ValueType};
 use tokio::time::Instant;
 
-use self::firmware::{Firmware, Timing, step_span};
+use self::firmware::{Firmware, Timing, put_text, step_span};
 use self::initial::{initial_value, unhealthy_words};
 use self::log::EventLog;
 use self::tables::Tables;
@@ -88,6 +88,8 @@ struct State {
     counters: Counters,
     /// Communication events, newest first (FC 0x0C).
     events: VecDeque<u8>,
+    /// What the identity registers show (serial, hardware version).
+    identity: SimIdentity,
 }
 
 /// The serial-line diagnostic counters (FC 0x08).
@@ -147,6 +149,13 @@ impl SimDevice {
             for point in map.output.values() {
                 tables.map(point.table(), point.address, point.span());
             }
+        }
+        let map = &section.identity;
+        for point in [&map.serial, &map.firmware_version, &map.hardware_version]
+            .into_iter()
+            .flatten()
+        {
+            tables.map(point.table(), point.address, point.span());
         }
         let firmware = section
             .firmware
@@ -211,6 +220,7 @@ impl SimDevice {
             log,
             counters: Counters::default(),
             events: VecDeque::new(),
+            identity: identity.clone(),
         };
         for (name, map) in &section.actions {
             state.finish_action(&section, name, map);
@@ -402,6 +412,21 @@ impl State {
     }
 
     fn publish(&mut self, section: &ModbusSection) {
+        let map = &section.identity;
+        let running = self
+            .firmware
+            .as_ref()
+            .map_or_else(|| self.identity.revision.clone(), Firmware::running_version);
+        let serial = self.identity.serial.clone().unwrap_or_default();
+        for (point, text) in [
+            (&map.serial, serial.as_str()),
+            (&map.firmware_version, running.as_str()),
+            (&map.hardware_version, "1"),
+        ] {
+            if let Some(point) = point {
+                put_text(section, &mut self.tables, point, text);
+            }
+        }
         if let Some(firmware) = &self.firmware {
             firmware.publish(section, &mut self.tables);
         }

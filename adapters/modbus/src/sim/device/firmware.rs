@@ -409,7 +409,7 @@ impl Firmware {
                 .unwrap_or_default()
         };
         if let Some(point) = &self.map.running_version {
-            put_version(section, tables, point, &version(self.active));
+            put_text(section, tables, point, &version(self.active));
         }
         if let Some(point) = &self.map.size {
             let size = i64::try_from(self.image_size()).unwrap_or(0);
@@ -430,7 +430,7 @@ impl Firmware {
                     tables.put_value(section, select, &int, &Value::Int(i64::from(selected == 1)));
             }
             for (bank, point) in banks.versions.iter().enumerate().take(2) {
-                put_version(section, tables, point, &version(bank));
+                put_text(section, tables, point, &version(bank));
             }
             let raw = match self.state {
                 BootState::Confirmed => banks.state.confirmed,
@@ -474,14 +474,17 @@ impl Firmware {
     }
 }
 
-fn put_version(section: &ModbusSection, tables: &mut Tables, point: &Point, version: &str) {
+/// Writes text into a point: as text for a `string` point, else the number its digits make
+/// ("SIM-0042" → 42, "2.0.1" → 201), as a device that keeps it as a number would.
+pub(super) fn put_text(section: &ModbusSection, tables: &mut Tables, point: &Point, text: &str) {
     let value = if point.resolved_encoding() == Encoding::String {
-        (ValueType::String, Value::Text(version.to_owned()))
+        (ValueType::String, Value::Text(text.to_owned()))
     } else {
-        (ValueType::Int, Value::Int(version.parse().unwrap_or(0)))
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        (ValueType::Int, Value::Int(digits.parse().unwrap_or(0)))
     };
-    let parameter = internal_parameter("firmware.version", value.0);
-    // A version too long for its point is not shown; the point keeps what it held.
+    let parameter = internal_parameter("text", value.0);
+    // Text too long for its point is not shown; the point keeps what it held.
     let _ = tables.put_value(section, point, &parameter, &value.1);
 }
 

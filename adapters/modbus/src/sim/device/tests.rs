@@ -486,3 +486,27 @@ fn diagnostics_should_count_and_clear() {
     );
     assert!(log.events.contains(&0x41), "the exception 02 sent");
 }
+
+#[test]
+fn identity_registers_should_show_the_serial_as_the_profile_encodes_it() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../device-profiles/modbus/eastron-sdm120.toml");
+    let profile = Arc::new(iotmc_adapter::Profile::load(&path).unwrap());
+    let section = load_section(&profile).unwrap();
+    let meter = SimDevice::new(
+        profile,
+        section,
+        5,
+        SimIdentity {
+            serial: Some("SIM-0042".into()),
+            ..identity()
+        },
+    );
+    // A u32 serial number shows the digits of the simulated one.
+    assert_eq!(holding(&meter, 0xFC00, 2), Ok(vec![0, 42]));
+    // The meter has no Read Device Identification.
+    assert_eq!(
+        identification(&meter, DeviceIdCode::Basic, 0),
+        Err(ExceptionCode::IllegalFunction)
+    );
+}
