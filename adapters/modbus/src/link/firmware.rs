@@ -33,6 +33,8 @@ const READ_BACK_REGISTERS: u16 = 120;
 const BUSY_WAIT: Duration = Duration::from_millis(200);
 /// How many times a request answered "busy" is sent again.
 const BUSY_RETRIES: u32 = 10;
+/// When to look first whether the device has gone away to restart.
+const FIRST_LOOK: Duration = Duration::from_millis(200);
 /// Time between polls while the device restarts.
 const RESTART_POLL: Duration = Duration::from_millis(500);
 /// How long a restart may take when the profile declares no `reboot` action.

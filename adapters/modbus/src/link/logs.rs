@@ -150,6 +150,8 @@ impl DeviceLog {
                         }
                         records.push(record);
                     }
+                    // A slot never written since the log was cleared: nothing was lost.
+                    Some(entry) if entry.sequence == 0 => {}
                     other => {
                         tracing::debug!(
                             device = %self.device.device_id,

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use iotmc_adapter::{LinkError, Value, ValueType};
 use tokio::time::{Instant, sleep, timeout};
 
-use super::{FileRecordFirmware, RESTART_POLL};
-use crate::driver::Priority;
-use crate::frame::{Response, Table};
+use super::{FIRST_LOOK, FileRecordFirmware, RESTART_POLL};
+use crate::driver::{Policy, Priority};
+use crate::frame::{ExceptionCode, Response, Table};
 use crate::link::ops::describe_range;
 use crate::profile::{BankMap, Encoding, Point, WriteStep};
 
@@ -179,8 +179,35 @@ impl FileRecordFirmware {
         }
     }
 
+    /// One read of the activate register, sent once (no retries), to see whether the device
+    /// is away: a timeout or a transport failure says it is, any answer that it is not.
+    async fn answers(&self) -> bool {
+        let Ok(map) = self.map() else { return false };
+        let table = Table::from(map.activate.table);
+        let once = Policy {
+            timeout: self.device.policy.timeout,
+            retries: 0,
+        };
+        let answer = self
+            .device
+            .bus
+            .call(
+                self.device.unit,
+                table.read(map.activate.address, 1),
+                Priority::Management,
+                once,
+            )
+            .await;
+        match answer {
+            Ok(Ok(_)) => true,
+            // Busy starting up is still away; any other exception is an answer.
+            Ok(Err(code)) => code != ExceptionCode::ServerDeviceBusy,
+            Err(_) => false,
+        }
+    }
+
     /// Polls until the device answers again after a restart and shows it restarted (it was
-    /// unreachable, its state changed, or it runs `expected`). A device that keeps answering
+    /// away, its state changed, or it runs `expected`). A device that keeps answering
     /// unchanged until the deadline is returned as it is; one that never answers is a timeout.
     pub(super) async fn wait_for_restart(
         &self,
@@ -191,11 +218,22 @@ impl FileRecordFirmware {
         let deadline = Instant::now() + limit;
         let mut went_down = false;
         let mut unchanged = None;
+        // A first look soon after the write catches short restarts; then every poll interval.
+        let mut pause = FIRST_LOOK;
         loop {
-            sleep(RESTART_POLL).await;
+            sleep(pause).await;
+            pause = RESTART_POLL;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
+            }
+            match timeout(left, self.answers()).await {
+                Err(_) => break,
+                Ok(false) => {
+                    went_down = true;
+                    continue;
+                }
+                Ok(true) => {}
             }
             match timeout(left, self.running()).await {
                 Err(_) => break,
