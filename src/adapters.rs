@@ -11,7 +11,7 @@ pub const KNOWN_PROTOCOLS: [&str; 4] = ["modbus", "mqtt", "zigbee", "ble"];
 
 /// The protocols whose adapter crates exist in this source tree (each behind a cargo feature of
 /// its name). An adapter crate adds itself here and to [`AdapterSet::built`] when it lands.
-pub const ADAPTER_CRATES: [&str; 0] = [];
+pub const ADAPTER_CRATES: [&str; 1] = ["modbus"];
 
 /// The adapters available to this gateway, by protocol name.
 #[derive(Clone, Default)]
@@ -29,7 +29,13 @@ impl AdapterSet {
     /// The adapters compiled into this binary. Each adapter crate adds itself here behind its
     /// feature when it lands.
     pub fn built() -> Self {
-        Self::default()
+        #[allow(unused_mut)]
+        let mut set = Self::default();
+        #[cfg(feature = "modbus")]
+        {
+            set = set.with(Arc::new(iotmc_adapter_modbus::ModbusAdapter::new()));
+        }
+        set
     }
 
     /// This set with `adapter` added (tests use it to bring their own).

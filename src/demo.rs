@@ -19,6 +19,9 @@ use crate::registry::gateway_udn;
 use crate::upnp::UpnpFace;
 use crate::upnp::tls::{DemoPki, generate_demo_pki};
 
+#[cfg(feature = "modbus")]
+mod modbus;
+
 /// Gateway id the demo runs as.
 pub const DEMO_GATEWAY_ID: &str = "demo";
 
@@ -39,6 +42,19 @@ const SIMULATED: [(&str, &str, &str, &str); 2] = [
     ),
 ];
 
+/// A simulated device the demo's config lists.
+#[derive(Debug, Clone)]
+pub struct ConfiguredDevice {
+    /// Device id.
+    pub id: String,
+    /// Friendly name.
+    pub name: String,
+    /// Profile id.
+    pub profile: String,
+    /// Address in its adapter's syntax.
+    pub address: String,
+}
+
 /// How the demo runs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -55,6 +71,7 @@ pub fn demo_config(
     state_dir: &Path,
     profile_dirs: &[PathBuf],
     pki: Option<&DemoPki>,
+    protocol_devices: &[ConfiguredDevice],
 ) -> anyhow::Result<Config> {
     let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let profile_dirs = profile_dirs
@@ -73,12 +90,23 @@ pub fn demo_config(
             )
         })
         .unwrap_or_default();
-    let devices: String = SIMULATED
+    let memory = SIMULATED
         .iter()
-        .map(|(id, name, file, _)| {
-            let profile = file.trim_end_matches(".toml");
+        .map(|(id, name, file, _)| ConfiguredDevice {
+            id: (*id).to_owned(),
+            name: (*name).to_owned(),
+            profile: file.trim_end_matches(".toml").to_owned(),
+            address: format!("memory:{id}"),
+        });
+    let devices: String = memory
+        .chain(protocol_devices.iter().cloned())
+        .map(|d| {
             format!(
-                "[[devices]]\nid = \"{id}\"\nname = \"{name}\"\nprofile = \"{profile}\"\naddress = \"memory:{id}\"\n\n"
+                "[[devices]]\nid = {}\nname = {}\nprofile = {}\naddress = {}\n\n",
+                toml::Value::String(d.id),
+                toml::Value::String(d.name),
+                toml::Value::String(d.profile),
+                toml::Value::String(d.address)
             )
         })
         .collect();
@@ -143,7 +171,36 @@ pub async fn run(
             .with_context(|| format!("cannot write {}", profiles.join(file).display()))?;
     }
     let pki = generate_demo_pki(&state_path.join("demo-pki"))?;
-    let config = demo_config(&state_path, &profile_dirs(), Some(&pki))?;
+    let repository_profiles = profile_dirs();
+    #[cfg(feature = "modbus")]
+    let modbus = modbus::start().await?;
+    #[allow(unused_mut)]
+    let mut protocol_devices: Vec<ConfiguredDevice> = Vec::new();
+    #[cfg(feature = "modbus")]
+    {
+        for (file, text) in modbus::PROFILES {
+            // An installed binary may run without the repository's profiles beside it.
+            if !repository_profiles
+                .iter()
+                .any(|dir| dir.join("modbus").join(file).is_file())
+            {
+                std::fs::write(profiles.join(file), text)
+                    .with_context(|| format!("cannot write {}", profiles.join(file).display()))?;
+            }
+        }
+        protocol_devices.extend(modbus.devices.iter().map(|d| ConfiguredDevice {
+            id: d.id.to_owned(),
+            name: d.name.to_owned(),
+            profile: d.profile.clone(),
+            address: d.address.clone(),
+        }));
+    }
+    let config = demo_config(
+        &state_path,
+        &repository_profiles,
+        Some(&pki),
+        &protocol_devices,
+    )?;
     let grace = config.gateway.shutdown_grace;
     let memory = Arc::new(MemoryAdapter::new(Fault::None));
     let adapters = adapters.with(Arc::clone(&memory) as Arc<dyn iotmc_adapter::Adapter>);
@@ -206,6 +263,18 @@ pub async fn run(
             missing.join(", ")
         )?;
     }
+    #[cfg(feature = "modbus")]
+    {
+        writeln!(
+            out,
+            "Modbus TCP simulator on {} (unit 1: demo controller){}",
+            modbus.tcp_addr(),
+            modbus
+                .rtu_port()
+                .map(|p| format!("; Modbus RTU simulator on {p} (unit 5: energy meter)"))
+                .unwrap_or_default()
+        )?;
+    }
     match face.ssdp_addr() {
         Some(addr) => writeln!(
             out,
@@ -248,8 +317,15 @@ pub async fn run(
     out.flush()?;
 
     let drift = tokio::spawn(drift(Arc::clone(&memory), options.change_every));
+    #[cfg(feature = "modbus")]
+    let controller_drift = tokio::spawn(modbus::drift(
+        modbus.controller.clone(),
+        options.change_every,
+    ));
     shutdown.await;
     drift.abort();
+    #[cfg(feature = "modbus")]
+    controller_drift.abort();
     let stop_all = async {
         face.stop().await;
         gateway.stop().await;
@@ -257,6 +333,8 @@ pub async fn run(
     if tokio::time::timeout(grace, stop_all).await.is_err() {
         tracing::warn!("demo devices did not stop within the grace period");
     }
+    #[cfg(feature = "modbus")]
+    drop(modbus);
     drop(temporary);
     writeln!(out, "Demo stopped.")?;
     out.flush()?;
@@ -326,7 +404,7 @@ mod tests {
     fn demo_config_should_keep_paths_with_quotes_backslashes_and_accents() {
         let state = Path::new("/tmp/with \"quotes\" and \\backslash\\ and e\u{301}");
         let profiles = PathBuf::from("/srv/profil\u{e9}s");
-        let config = demo_config(state, std::slice::from_ref(&profiles), None).unwrap();
+        let config = demo_config(state, std::slice::from_ref(&profiles), None, &[]).unwrap();
         assert_eq!(config.gateway.state_dir, state);
         assert_eq!(config.gateway.profile_dirs[0], profiles);
         assert_eq!(config.gateway.profile_dirs[1], state.join("demo-profiles"));

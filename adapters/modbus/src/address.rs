@@ -154,7 +154,10 @@ impl FromStr for Address {
     }
 }
 
-fn split_query(rest: &str) -> Result<(&str, Vec<(&str, &str)>), String> {
+/// `key=value` pairs of an address, in order.
+type Query<'a> = Vec<(&'a str, &'a str)>;
+
+fn split_query(rest: &str) -> Result<(&str, Query<'_>), String> {
     let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut pairs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -67,9 +67,11 @@ impl Policy {
 /// Something a driver can open: the serial port or TCP connection of its bus.
 pub trait Connect: Send + 'static {
     /// Opens a fresh connection.
-    fn connect(&mut self)
-    -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>>;
+    fn connect(&mut self) -> Connecting<'_>;
 }
+
+/// A connection being opened.
+pub type Connecting<'a> = Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + 'a>>;
 
 /// A byte stream a driver talks over.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -103,9 +105,7 @@ impl TcpConnector {
 }
 
 impl Connect for TcpConnector {
-    fn connect(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>> {
+    fn connect(&mut self) -> Connecting<'_> {
         Box::pin(async move {
             let stream = tokio::net::TcpStream::connect(&self.endpoint).await?;
             stream.set_nodelay(true)?;
@@ -132,9 +132,7 @@ impl SerialConnector {
 }
 
 impl Connect for SerialConnector {
-    fn connect(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Stream>>> + Send + '_>> {
+    fn connect(&mut self) -> Connecting<'_> {
         Box::pin(async move {
             use tokio_serial::SerialPortBuilderExt;
             let builder = tokio_serial::new(&self.path, self.line.baud)
@@ -655,5 +653,314 @@ fn broadcast_answer(request: &Request) -> crate::frame::Response {
             address: 0,
             count: 0,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::DuplexStream;
+
+    use super::*;
+    use crate::frame::{ExceptionCode, Response};
+
+    fn command(
+        unit: u8,
+        priority: Priority,
+    ) -> (Command, oneshot::Receiver<Result<Answer, LinkError>>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Command {
+                unit,
+                request: Request::ReadHoldingRegisters {
+                    address: u16::from(unit),
+                    count: 1,
+                },
+                priority,
+                policy: POLICY,
+                reply,
+            },
+            rx,
+        )
+    }
+
+    const POLICY: Policy = Policy {
+        timeout: Duration::from_millis(100),
+        retries: 1,
+    };
+
+    fn order(queues: &mut Queues) -> Vec<(Priority, u8)> {
+        std::iter::from_fn(|| queues.pop().map(|c| (c.priority, c.unit))).collect()
+    }
+
+    #[test]
+    fn management_requests_should_go_ahead_of_waiting_polls() {
+        let mut queues = Queues::default();
+        let mut keep = Vec::new();
+        for (unit, priority) in [
+            (1, Priority::Poll),
+            (2, Priority::Poll),
+            (3, Priority::Management),
+        ] {
+            let (c, rx) = command(unit, priority);
+            queues.push(c);
+            keep.push(rx);
+        }
+        assert_eq!(
+            order(&mut queues),
+            [
+                (Priority::Management, 3),
+                (Priority::Poll, 1),
+                (Priority::Poll, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn units_should_take_turns_so_a_busy_device_cannot_starve_the_others() {
+        let mut queues = Queues::default();
+        let mut keep = Vec::new();
+        for unit in [1, 1, 1, 2, 255] {
+            let (c, rx) = command(unit, Priority::Poll);
+            queues.push(c);
+            keep.push(rx);
+        }
+        let units: Vec<u8> = order(&mut queues).into_iter().map(|(_, u)| u).collect();
+        assert_eq!(units, [1, 2, 255, 1, 1]);
+    }
+
+    /// Connects to in-memory streams the test holds the other end of.
+    struct Duplexes {
+        ends: mpsc::UnboundedSender<DuplexStream>,
+        connects: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl Connect for Duplexes {
+        fn connect(&mut self) -> Connecting<'_> {
+            Box::pin(async move {
+                self.connects.fetch_add(1, Ordering::SeqCst);
+                if self.fail {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"));
+                }
+                let (ours, theirs) = tokio::io::duplex(1024);
+                let _ = self.ends.send(theirs);
+                Ok(Box::new(ours) as Box<dyn Stream>)
+            })
+        }
+    }
+
+    fn bus(
+        framing: Framing,
+        fail: bool,
+    ) -> (
+        BusHandle,
+        mpsc::UnboundedReceiver<DuplexStream>,
+        Arc<AtomicUsize>,
+    ) {
+        let (ends, rx) = mpsc::unbounded_channel();
+        let connects = Arc::new(AtomicUsize::new(0));
+        let handle = BusHandle::spawn(
+            BusKey::Tcp("test:502".into()),
+            framing,
+            Duplexes {
+                ends,
+                connects: Arc::clone(&connects),
+                fail,
+            },
+        );
+        (handle, rx, connects)
+    }
+
+    async fn read_tcp_request(end: &mut DuplexStream) -> tcp::TcpFrame {
+        let mut buf = Vec::new();
+        loop {
+            if let Some(frame) = tcp::decode_frame(&mut buf).expect("valid frame") {
+                return frame;
+            }
+            let mut chunk = [0u8; 260];
+            let n = end.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "driver closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn answer_tcp(end: &mut DuplexStream, request: &tcp::TcpFrame, answer: &Answer) {
+        let mut pdu = Vec::new();
+        let fc = request.pdu.first().copied().unwrap_or_default();
+        codec::encode_answer(fc, answer, &mut pdu);
+        let mut frame = Vec::new();
+        tcp::encode_frame(request.transaction, request.unit, &pdu, &mut frame);
+        end.write_all(&frame).await.expect("write");
+    }
+
+    fn read(address: u16) -> Request {
+        Request::ReadHoldingRegisters { address, count: 1 }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_tcp_answer_should_be_dropped_and_not_taken_for_the_next_one() {
+        let (bus, mut ends, _) = bus(Framing::Tcp, false);
+        let policy = Policy {
+            timeout: Duration::from_millis(100),
+            retries: 0,
+        };
+        let first = tokio::spawn({
+            let bus = bus.clone();
+            async move { bus.call(1, read(10), Priority::Poll, policy).await }
+        });
+        let mut end = ends.recv().await.expect("connected");
+        let stale = read_tcp_request(&mut end).await;
+        assert!(matches!(
+            first.await.expect("task"),
+            Err(LinkError::Timeout { .. })
+        ));
+        // The first answer arrives after the driver gave up, just before the second one.
+        let second = tokio::spawn({
+            let bus = bus.clone();
+            async move { bus.call(1, read(20), Priority::Poll, policy).await }
+        });
+        let request = read_tcp_request(&mut end).await;
+        answer_tcp(
+            &mut end,
+            &stale,
+            &Ok(Response::ReadHoldingRegisters(vec![111])),
+        )
+        .await;
+        answer_tcp(
+            &mut end,
+            &request,
+            &Ok(Response::ReadHoldingRegisters(vec![222])),
+        )
+        .await;
+        assert_eq!(
+            second.await.expect("task"),
+            Ok(Ok(Response::ReadHoldingRegisters(vec![222])))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exception_should_come_back_as_the_device_answer() {
+        let (bus, mut ends, _) = bus(Framing::Tcp, false);
+        let call =
+            tokio::spawn(async move { bus.call(7, read(1), Priority::Management, POLICY).await });
+        let mut end = ends.recv().await.expect("connected");
+        let request = read_tcp_request(&mut end).await;
+        assert_eq!(request.unit, 7);
+        answer_tcp(&mut end, &request, &Err(ExceptionCode::IllegalDataAddress)).await;
+        assert_eq!(
+            call.await.expect("task"),
+            Ok(Err(ExceptionCode::IllegalDataAddress))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timed_out_request_should_be_retried_by_the_policy() {
+        let (bus, mut ends, _) = bus(Framing::Tcp, false);
+        let call = tokio::spawn(async move { bus.call(1, read(5), Priority::Poll, POLICY).await });
+        let mut end = ends.recv().await.expect("connected");
+        let _ignored = read_tcp_request(&mut end).await;
+        let retry = read_tcp_request(&mut end).await;
+        answer_tcp(
+            &mut end,
+            &retry,
+            &Ok(Response::ReadHoldingRegisters(vec![5])),
+        )
+        .await;
+        assert_eq!(
+            call.await.expect("task"),
+            Ok(Ok(Response::ReadHoldingRegisters(vec![5])))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_bus_should_fail_fast_while_backing_off() {
+        let (bus, _ends, connects) = bus(Framing::Tcp, true);
+        let err = bus
+            .call(1, read(1), Priority::Poll, POLICY)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LinkError::Transport(_)), "{err}");
+        assert!(err.to_string().contains("refused"), "{err}");
+        let err = bus
+            .call(1, read(1), Priority::Poll, POLICY)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("tries again in"), "{err}");
+        assert_eq!(
+            connects.load(Ordering::SeqCst),
+            1,
+            "no reconnect during backoff"
+        );
+        tokio::time::advance(BACKOFF_START).await;
+        let _ = bus.call(1, read(1), Priority::Poll, POLICY).await;
+        assert_eq!(
+            connects.load(Ordering::SeqCst),
+            2,
+            "reconnects after the backoff"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rtu_bus_should_stay_silent_for_t35_between_frames() {
+        let silence = Duration::from_millis(4);
+        let (bus, mut ends, _) = bus(Framing::Rtu { silence }, false);
+        let calls = tokio::spawn(async move {
+            let a = bus.call(3, read(1), Priority::Poll, POLICY).await;
+            let b = bus.call(3, read(2), Priority::Poll, POLICY).await;
+            (a, b)
+        });
+        let mut end = ends.recv().await.expect("connected");
+        let mut decoder = RtuDecoder::new(Direction::Request);
+        let mut buf = Vec::new();
+        let mut answered_at = None;
+        for value in [1u16, 2] {
+            let frame = loop {
+                if let Some(frame) = decoder.decode(&mut buf) {
+                    break frame;
+                }
+                let mut chunk = [0u8; 64];
+                let n = end.read(&mut chunk).await.expect("read");
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            if let Some(at) = answered_at {
+                let quiet: Duration = Instant::now() - at;
+                assert!(
+                    quiet >= silence,
+                    "next frame after {quiet:?}, t3.5 is {silence:?}"
+                );
+            }
+            let mut pdu = Vec::new();
+            codec::encode_answer(
+                0x03,
+                &Ok(Response::ReadHoldingRegisters(vec![value])),
+                &mut pdu,
+            );
+            let mut out = Vec::new();
+            rtu::encode_frame(frame.unit, &pdu, &mut out);
+            end.write_all(&out).await.expect("write");
+            answered_at = Some(Instant::now());
+        }
+        let (a, b) = calls.await.expect("task");
+        assert_eq!(a, Ok(Ok(Response::ReadHoldingRegisters(vec![1]))));
+        assert_eq!(b, Ok(Ok(Response::ReadHoldingRegisters(vec![2]))));
+    }
+
+    #[tokio::test]
+    async fn reads_to_the_broadcast_address_should_be_refused_before_sending() {
+        let (bus, _ends, connects) = bus(
+            Framing::Rtu {
+                silence: Duration::from_millis(2),
+            },
+            false,
+        );
+        let err = bus
+            .call(0, read(1), Priority::Management, POLICY)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("broadcast"), "{err}");
+        assert_eq!(connects.load(Ordering::SeqCst), 0);
     }
 }

@@ -11,6 +11,7 @@
 //!   firmware target and log source.
 //! - `sim` (feature `sim`): simulated devices and servers.
 
+mod adapter;
 pub mod address;
 pub mod codec;
 pub mod driver;
@@ -21,3 +22,6 @@ pub mod plan;
 pub mod profile;
 #[cfg(feature = "sim")]
 pub mod sim;
+
+pub use adapter::ModbusAdapter;
+pub use link::ModbusLink;

@@ -8,6 +8,8 @@
 mod pdu;
 pub mod rtu;
 pub mod tcp;
+#[cfg(test)]
+mod vectors;
 
 pub use pdu::{decode_answer, decode_request, encode_answer, encode_request};
 

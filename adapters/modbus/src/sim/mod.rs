@@ -10,10 +10,14 @@
 
 mod device;
 mod faults;
+#[cfg(unix)]
+mod pty;
 mod server;
 
 pub use device::{SimDevice, SimIdentity};
 pub use faults::Faults;
+#[cfg(unix)]
+pub use pty::{PtyMaster, open_pty};
 pub use server::{RtuServer, TcpServer};
 
 use std::time::Duration;

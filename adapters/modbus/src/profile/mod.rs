@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::Table;
 
+mod check;
+#[cfg(test)]
+pub(crate) mod tests;
+
 /// The `[modbus]` section of a device profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +212,35 @@ pub struct Point {
     /// For `enum` parameters: each member name and the raw value that stands for it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub map: BTreeMap<String, i64>,
+}
+
+impl Point {
+    /// The point's data table.
+    pub fn table(&self) -> Table {
+        self.table.into()
+    }
+
+    /// The encoding, with the default filled in: `bool` for coils and discrete inputs, `u16`
+    /// for registers.
+    pub fn resolved_encoding(&self) -> Encoding {
+        self.encoding.unwrap_or(if self.table().is_bits() {
+            Encoding::Bool
+        } else {
+            Encoding::U16
+        })
+    }
+
+    /// Registers (or bits, for coils and discrete inputs) the value takes: one bit, `count`
+    /// registers for a string, one register for a `bool` register, otherwise the encoding's.
+    pub fn span(&self) -> u16 {
+        if self.table().is_bits() {
+            return 1;
+        }
+        match self.resolved_encoding() {
+            Encoding::String => self.count.unwrap_or(1).max(1),
+            encoding => encoding.registers().unwrap_or(1),
+        }
+    }
 }
 
 /// How the device says what it is.
@@ -516,6 +549,5 @@ pub const LOG_METHODS: [&str; 3] = ["register-ring", "file-record", "serial-diag
 pub fn load_section(
     profile: &iotmc_adapter::Profile,
 ) -> Result<ModbusSection, Vec<iotmc_adapter::LocatedError>> {
-    let _ = profile;
-    todo!("profile: load_section")
+    check::load_section(profile)
 }
