@@ -127,13 +127,14 @@ impl DeviceLog {
         };
         let entries = u64::from(map.entries);
         let window = entry::window(newest, after, entries);
-        let mut records = Vec::new();
-        let mut lost = window.lost;
-        if window.lost > 0 {
-            records.push(lost_record(window.lost, Some(window)));
-        }
         let size = usize::from(map.entry_registers);
-        let mut first_after_gap = window.lost > 0;
+        let mut records: Vec<DeviceLogRecord> = Vec::new();
+        // Entries between the cursor and the window count as lost only if the ring holds the
+        // window's oldest entry: an empty slot there means the log was cleared meanwhile.
+        let mut lost_before = window.lost;
+        let mut lost_during = 0;
+        // Entries overwritten since the last one read, while the gateway was reading.
+        let mut gap = 0;
         for run in entry::runs(window, entries) {
             let mut words = Vec::with_capacity(usize::try_from(run.count).unwrap_or(0) * size);
             for (offset, count) in entry::requests(run, map.entry_registers, self.limit(storage)) {
@@ -144,14 +145,18 @@ impl DeviceLog {
                 match Entry::decode(chunk) {
                     Some(entry) if u64::from(entry.sequence) == expected => {
                         let mut record = entry.record(&map.codes);
-                        if first_after_gap {
-                            record.fields.insert("lost".to_owned(), lost.to_string());
-                            first_after_gap = false;
+                        if gap > 0 {
+                            record.fields.insert("lost".to_owned(), gap.to_string());
+                            gap = 0;
                         }
                         records.push(record);
                     }
-                    // A slot never written since the log was cleared: nothing was lost.
-                    Some(entry) if entry.sequence == 0 => {}
+                    // A slot not written since the log was cleared: nothing was lost.
+                    Some(entry) if entry.sequence == 0 => {
+                        if expected == window.first {
+                            lost_before = 0;
+                        }
+                    }
                     other => {
                         tracing::debug!(
                             device = %self.device.device_id,
@@ -159,14 +164,22 @@ impl DeviceLog {
                             found = ?other.map(|e| e.sequence),
                             "log entry overwritten while it was read"
                         );
-                        lost += 1;
-                        first_after_gap = true;
+                        lost_during += 1;
+                        gap += 1;
                     }
                 }
             }
         }
-        if lost > window.lost {
-            records.push(lost_record(lost - window.lost, None));
+        if lost_during > 0 {
+            records.push(lost_record(lost_during, None));
+        }
+        if lost_before > 0 {
+            if let Some(first) = records.first_mut() {
+                let lost = first.fields.get("lost").and_then(|l| l.parse::<u64>().ok());
+                let lost = lost.unwrap_or(0) + lost_before;
+                first.fields.insert("lost".to_owned(), lost.to_string());
+            }
+            records.insert(0, lost_record(lost_before, Some(window)));
         }
         Ok((records, newest))
     }
