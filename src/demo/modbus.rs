@@ -86,7 +86,6 @@ pub(super) async fn start() -> anyhow::Result<Simulators> {
         SocketAddr::from(([127, 0, 0, 1], 0)),
         vec![Arc::new(controller.clone()) as Arc<dyn Unit>],
     )
-    .await
     .context("cannot start the Modbus TCP simulator on 127.0.0.1")?;
     let mut devices = vec![DemoDevice {
         id: "controller-1",
@@ -134,9 +133,11 @@ pub(super) async fn drift(controller: SimDevice, every: Duration) {
         step = step.wrapping_add(1);
         let phase = f64::from(step % 40);
         let half_degrees = if phase < 20.0 { phase } else { 40.0 - phase };
-        controller.set_value(
+        if let Err(e) = controller.set_value(
             "supply_temperature",
             iotmc_adapter::Value::Float(40.0 + half_degrees / 2.0),
-        );
+        ) {
+            tracing::warn!(error = %e, "the simulated controller refused a temperature");
+        }
     }
 }

@@ -70,7 +70,6 @@ async fn demo_controller_over_modbus_tcp_should_pass_the_conformance_kit() {
         "127.0.0.1:0".parse().unwrap(),
         vec![Arc::new(device.clone()) as Arc<dyn Unit>],
     )
-    .await
     .unwrap();
     let link = attach(&profile, format!("tcp://{}?unit=1", server.local_addr())).await;
     let report = Conformance::new(link, Arc::clone(&profile), &device)
