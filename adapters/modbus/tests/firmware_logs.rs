@@ -50,10 +50,10 @@ async fn bench() -> Bench {
     )
     .with_reboot_time(Duration::from_millis(300));
     let server = TcpServer::bind(
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().expect("a socket address"),
         vec![Arc::new(device.clone()) as Arc<dyn Unit>],
     )
-    .unwrap();
+    .expect("the simulator binds a loopback port");
     let addr = server.local_addr().to_string();
     let bus = BusHandle::spawn(
         BusKey::Tcp(addr.clone()),
@@ -99,16 +99,17 @@ async fn stage(
     from: u64,
 ) -> Result<Vec<StageProgress>, LinkError> {
     let seen = RwLock::new(Vec::new());
-    let progress = |p: StageProgress| seen.write().unwrap().push(p);
+    let progress = |p: StageProgress| seen.write().expect("not poisoned").push(p);
     let target = link
         .firmware()
         .expect("the demo controller has a firmware target");
     target.stage(image, from, &progress).await?;
-    Ok(seen.into_inner().unwrap())
+    Ok(seen.into_inner().expect("not poisoned"))
 }
 
 async fn active(link: &ModbusLink) -> (Option<String>, bool) {
-    let banks = link.firmware().unwrap().banks().await.unwrap();
+    let target = link.firmware().expect("a firmware target");
+    let banks = target.banks().await.expect("banks");
     let active: Vec<_> = banks.iter().filter(|b| b.active).collect();
     assert_eq!(active.len(), 1, "{banks:?}");
     (active[0].version.clone(), active[0].confirmed)
