@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use iotmc_adapter::{Adapter, DeviceBinding, DeviceLink, FirmwareImage, Profile};
 use iotmc_adapter_modbus::ModbusAdapter;
-use iotmc_adapter_modbus::codec::rtu::{self, Direction, RtuDecoder};
 use iotmc_adapter_modbus::codec::encode_answer;
+use iotmc_adapter_modbus::codec::rtu::{self, Direction, RtuDecoder};
 use iotmc_adapter_modbus::frame::Response;
 use iotmc_adapter_modbus::plan::{Limits, Span, plan_reads};
 use iotmc_adapter_modbus::profile::load_section;
@@ -31,7 +31,10 @@ fn profiles() -> Vec<(String, Arc<Profile>)> {
         .map(|path| {
             let profile = Profile::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
             (
-                path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
                 Arc::new(profile),
             )
         })
