@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use iotmc_adapter::profile::{Access, Parameter};
+use iotmc_adapter::profile::Parameter;
 use iotmc_adapter::{LinkError, Profile, Readings, Value, ValueType};
 
 use crate::driver::{BusHandle, Policy, Priority};
-use crate::encoding::Codec;
+use crate::encoding::{Codec, internal_parameter};
 use crate::frame::{ExceptionCode, Request, Response, Table};
 use crate::plan::{self, Limits, Span};
 use crate::profile::{ModbusSection, Point, RawValue, TableName, WriteFunction, WriteStep};
@@ -295,18 +295,7 @@ impl Device {
         step: &WriteStep,
         arguments: &BTreeMap<String, Value>,
     ) -> Result<Request, LinkError> {
-        let point = Point {
-            table: step.table,
-            address: step.address,
-            encoding: step.encoding,
-            count: None,
-            byte_order: None,
-            word_order: None,
-            scale: step.scale,
-            offset: step.offset,
-            mask: None,
-            map: BTreeMap::new(),
-        };
+        let point = step.point();
         let codec = Codec::new(&self.section, &point);
         let (value, value_type) = match (&step.value, &step.argument) {
             (Some(RawValue::Bool(b)), _) => (Value::Bool(*b), ValueType::Bool),
@@ -386,25 +375,14 @@ impl Data {
     }
 }
 
-/// A parameter declaration standing in for a point that is not a profile parameter.
+/// A parameter declaration standing in for a point that is not a profile parameter; an enum
+/// takes its members from the point's map.
 pub(crate) fn synthetic(name: &str, value_type: ValueType, point: &Point) -> Parameter {
-    let values = if value_type == ValueType::Enum {
-        point.map.keys().cloned().collect()
-    } else {
-        Vec::new()
-    };
-    Parameter {
-        name: name.to_owned(),
-        description: None,
-        value_type,
-        unit: None,
-        access: Access::ReadWrite,
-        range: None,
-        values,
-        max_length: None,
-        resolution: None,
-        evented: false,
+    let mut parameter = internal_parameter(name, value_type);
+    if value_type == ValueType::Enum {
+        parameter.values = point.map.keys().cloned().collect();
     }
+    parameter
 }
 
 /// The device's refusal, in words that say what was asked.

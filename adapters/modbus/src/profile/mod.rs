@@ -551,3 +551,21 @@ pub fn load_section(
 ) -> Result<ModbusSection, Vec<iotmc_adapter::LocatedError>> {
     check::load_section(profile)
 }
+
+impl WriteStep {
+    /// The point the step writes to, encoded by the step's encoding, scale and offset.
+    pub fn point(&self) -> Point {
+        Point {
+            table: self.table,
+            address: self.address,
+            encoding: self.encoding,
+            count: None,
+            byte_order: None,
+            word_order: None,
+            scale: self.scale,
+            offset: self.offset,
+            mask: None,
+            map: BTreeMap::new(),
+        }
+    }
+}

@@ -514,18 +514,7 @@ pub(super) fn step_written(
         Some(RawValue::Int(i)) if table.is_bits() => tables.bit(table, step.address) == (i != 0),
         Some(raw) => {
             // Encoded as the link encodes it: the step's encoding, scale and the section's orders.
-            let point = Point {
-                table: step.table,
-                address: step.address,
-                encoding: step.encoding,
-                count: None,
-                byte_order: None,
-                word_order: None,
-                scale: step.scale,
-                offset: step.offset,
-                mask: None,
-                map: std::collections::BTreeMap::new(),
-            };
+            let point = step.point();
             let (value, value_type) = match raw {
                 RawValue::Bool(b) => (Value::Bool(b), ValueType::Bool),
                 RawValue::Int(i) => (Value::Int(i), ValueType::Int),
