@@ -65,6 +65,12 @@ impl Scale {
     }
 }
 
+/// The f64 a person reads in an f32: its shortest decimal form, so that 0.98 stays 0.98
+/// instead of becoming 0.9800000190734863.
+fn f32_as_f64(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
 /// A value as the registers hold it, before scale and offset.
 #[derive(Debug, Clone, PartialEq)]
 enum Raw {
@@ -257,7 +263,7 @@ impl Codec {
                 if !x.is_finite() {
                     return Err(malformed(format!("the device reports {x}, not a number")));
                 }
-                Raw::Float(f64::from(x))
+                Raw::Float(f32_as_f64(x))
             }
             Encoding::F64 => {
                 let x = f64::from_bits(wide(4)?);

@@ -473,3 +473,20 @@ fn enum_kept_as_a_float_should_map_whole_raw_values() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
 }
+
+#[test]
+fn f32_should_read_as_its_shortest_decimal_not_its_widened_binary() {
+    let codec = Codec::new(&section(), &holding(Encoding::F32));
+    let bits = 0.98f32.to_bits();
+    let words = [(bits >> 16) as u16, bits as u16];
+    assert_eq!(
+        codec.decode_registers(&float(), &words),
+        Ok(Value::Float(0.98))
+    );
+    let bits = 229.9f32.to_bits();
+    let words = [(bits >> 16) as u16, bits as u16];
+    assert_eq!(
+        codec.decode_registers(&float(), &words),
+        Ok(Value::Float(229.9))
+    );
+}
