@@ -12,7 +12,14 @@
 #      thermostat changes a value;
 #   4. `gssdp-discover` lists the devices;
 #   5. an unauthenticated SetValues is refused (UPnPError 606) and nothing changes, and a
-#      SetValues over HTTPS with the operator's client certificate succeeds.
+#      SetValues over HTTPS with the operator's client certificate succeeds;
+#   6. pymodbus, as an independent Modbus TCP client (modbus_client.py), reads, writes and
+#      identifies the demo's simulated Modbus controller;
+#   7. GetValues through the gateway returns the setpoint pymodbus wrote, and a voltage from the
+#      simulated energy meter on Modbus RTU;
+#   8. the reverse direction: `iotmc-gateway run` with one Eastron SDM120 whose registers a
+#      pymodbus server holds (modbus_server.py); the device is found by SSDP, GetValues returns
+#      what pymodbus holds, and follows when the server's voltage changes.
 #
 # Needs root (ip netns). Prints one line per check and `N passed, N failed` at the end.
 set -euo pipefail
@@ -23,16 +30,25 @@ work="$(mktemp -d -t iotmc-interop-XXXXXX)"
 ns="iotmc-interop-$$"
 venv="${IOTMC_INTEROP_VENV:-$root/target/interop-venv}"
 ASYNC_UPNP_CLIENT_VERSION="0.49.0"
+PYMODBUS_VERSION="3.11.4"
 passed=0
 failed=0
 demo_pid=""
+server_pid=""
+run_pid=""
+
+stop_process() { # pid: SIGTERM, up to 10 s, then SIGKILL
+    if [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$1" 2>/dev/null || true
+    fi
+}
 
 cleanup() {
-    if [[ -n "$demo_pid" ]] && kill -0 "$demo_pid" 2>/dev/null; then
-        kill -TERM "$demo_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$demo_pid" 2>/dev/null || true
-    fi
+    stop_process "$run_pid"
+    stop_process "$server_pid"
+    stop_process "$demo_pid"
     ip netns del "$ns" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -54,14 +70,17 @@ if [[ "$(id -u)" != 0 ]]; then
     echo "interop: needs root for ip netns" >&2; exit 2
 fi
 
-if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-client 2>/dev/null | grep -q "^Version: $ASYNC_UPNP_CLIENT_VERSION$"; then
+if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-client 2>/dev/null | grep -q "^Version: $ASYNC_UPNP_CLIENT_VERSION$" \
+    || ! "$venv/bin/pip" show pymodbus 2>/dev/null | grep -q "^Version: $PYMODBUS_VERSION$"; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "async-upnp-client==$ASYNC_UPNP_CLIENT_VERSION"
+    "$venv/bin/pip" install --quiet "async-upnp-client==$ASYNC_UPNP_CLIENT_VERSION" "pymodbus==$PYMODBUS_VERSION"
 fi
 upnp_client=("$venv/bin/upnp-client" --timeout 5)
 
 (cd "$root" && cargo build --quiet --locked --bin iotmc-gateway)
-gateway="$root/target/debug/iotmc-gateway"
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+gateway="$target_dir/debug/iotmc-gateway"
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
@@ -139,7 +158,159 @@ check "the thermostat now holds the operator's setpoint, not the refused one" \
 code="$(in_ns curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" "${soap_headers[@]}" --data "$(set_values 26)" "https://$https_addr$control" || true)"
 check "SetValues over TLS without a client certificate is refused" test "$code" = 500
 
-# 6. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
+# 6. pymodbus as an independent Modbus TCP client of the demo's Modbus TCP simulator (the demo
+# controller, unit 1). modbus_client.py prints one `ok`/`FAIL` line per check; each counts here.
+modbus_tcp_addr="$(sed -nE 's/^Modbus TCP simulator on ([0-9.]+:[0-9]+) .*/\1/p' "$work/demo.out")"
+check "the demo prints its Modbus TCP simulator's address ($modbus_tcp_addr)" test -n "$modbus_tcp_addr"
+modbus_setpoint="23.4"
+client_rc=0
+in_ns "$venv/bin/python" "$here/modbus_client.py" "$modbus_tcp_addr" --unit 1 --setpoint "$modbus_setpoint" \
+    >"$work/modbus_client.out" 2>&1 || client_rc=$?
+while IFS= read -r line; do
+    case "$line" in
+        "ok   "*) check "pymodbus: ${line#ok   }" true ;;
+        "FAIL "*) check "pymodbus: ${line#FAIL }" false ;;
+    esac
+done <"$work/modbus_client.out"
+client_checks="$(grep -c '^ok   ' "$work/modbus_client.out" || true)"
+check "the pymodbus client passed all its 7 checks and exited 0" test "$client_rc" = 0 -a "${client_checks:-0}" = 7
+
+# 7. The same devices through the gateway: GetValues reads the device (not the 5 s poll's
+# cache), so it returns the setpoint pymodbus wrote; the energy meter is on the Modbus RTU pty.
+get_values() { # description URL, output file, parameter path...
+    local url="$1" out="$2"; shift 2
+    local list='<cms:ContentPathList xmlns:cms="urn:schemas-upnp-org:dm:cms">'
+    for path in "$@"; do list+="<ContentPath>$path</ContentPath>"; done
+    list+='</cms:ContentPathList>'
+    in_ns "${upnp_client[@]}" call-action "$url" ConfigurationManagement/GetValues "Parameters=$list" >"$out" 2>>"$work/client.log" || true
+}
+value_in() { # file, parameter name → its value in a GetValues answer
+    sed -nE "s|.*<ParameterPath>/IoTMC/Parameters/$2</ParameterPath><Value>([^<]*)</Value>.*|\1|p" "$1"
+}
+near() { # got, wanted: equal to f32 precision
+    awk -v got="$1" -v want="$2" 'BEGIN { d = got - want; if (d < 0) d = -d; m = want < 0 ? -want : want; exit !(got != "" && d <= 1e-6 * m + 1e-9) }'
+}
+controller_url="$(url_of 'Demo controller')"
+meter_url="$(url_of 'Energy meter')"
+get_values "$controller_url" "$work/controller.json" /IoTMC/Parameters/setpoint
+check "GetValues on the demo controller returns the setpoint pymodbus wrote ($modbus_setpoint)" \
+    grep -q "ParameterPath>/IoTMC/Parameters/setpoint</ParameterPath><Value>$modbus_setpoint</Value>" "$work/controller.json"
+get_values "$meter_url" "$work/meter.json" /IoTMC/Parameters/voltage
+meter_voltage="$(value_in "$work/meter.json" voltage)"
+check "GetValues on the energy meter (Modbus RTU) returns a voltage ($meter_voltage V)" \
+    awk -v v="$meter_voltage" 'BEGIN { exit !(v ~ /^[0-9]+(\.[0-9]+)?$/ && v >= 100 && v <= 300) }'
+
+# 8. The reverse direction: the gateway's Modbus adapter against pymodbus as the server. The
+# server (an Eastron SDM120 register map) prints `listening on ADDR` once it listens and then
+# takes `set NAME VALUE` lines on standard input (a FIFO here); a gateway of its own
+# (`iotmc-gateway run`, SSDP on the namespace's port 1900 beside the demo's) serves it as a UPnP
+# device.
+mkfifo "$work/server.in"
+# Not through in_ns: $! must be the server itself.
+ip netns exec "$ns" "$venv/bin/python" "$here/modbus_server.py" --port 0 --unit 1 \
+    <"$work/server.in" >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+exec {server_in}>"$work/server.in"
+server_says() { # regex: the server prints a matching line within 10 s
+    for _ in $(seq 1 100); do
+        grep -qE "$1" "$work/server.out" 2>/dev/null && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qE "$1" "$work/server.out" 2>/dev/null
+}
+server_says '^listening on ' || true
+server_addr="$(sed -nE 's/^listening on ([0-9.]+:[0-9]+)$/\1/p' "$work/server.out")"
+check "the pymodbus SDM120 server listens ($server_addr)" test -n "$server_addr"
+mkdir -p "$work/run-state"
+cat >"$work/gateway.toml" <<TOML
+[gateway]
+id = "interop-pymodbus"
+name = "iotmc-gateway interop (pymodbus server)"
+state_dir = "$work/run-state"
+profile_dirs = ["$root/device-profiles"]
+shutdown_grace = "5s"
+
+[listen]
+interfaces = ["lo"]
+http = "127.0.0.1:0"
+https = "127.0.0.1:0"
+
+[[devices]]
+id = "meter-pymodbus"
+name = "SDM120 on pymodbus"
+profile = "eastron-sdm120"
+address = "tcp://$server_addr?unit=1"
+TOML
+config_check() { "$gateway" config check "$work/gateway.toml" >"$work/config-check.txt" 2>&1; }
+check "config check accepts the gateway config" config_check
+# Not through in_ns: $! must be the gateway itself.
+ip netns exec "$ns" "$gateway" --log-format json run --config "$work/gateway.toml" 2>"$work/run.log" &
+run_pid=$!
+for _ in $(seq 1 300); do
+    grep -q '"message":"gateway ready"' "$work/run.log" 2>/dev/null && break
+    kill -0 "$run_pid" 2>/dev/null || break
+    sleep 0.1
+done
+check "iotmc-gateway run gets ready with the pymodbus meter attached" \
+    grep -q '"message":"gateway ready","devices":1,"attached":1' "$work/run.log"
+run_http="$(grep '"message":"UPnP face serving"' "$work/run.log" | sed -nE 's/.*"http":"([0-9.]+:[0-9]+)".*/\1/p' || true)"
+# Find the meter as a control point does: SSDP search, then the description at each LOCATION
+# this gateway answered with (the demo's devices answer the same search).
+run_meter_url=""
+for _ in 1 2 3; do
+    in_ns "${upnp_client[@]}" search --bind 127.0.0.1 >"$work/run-search.json" 2>>"$work/client.log" || true
+    for location in $(grep -oE "\"location\": \"http://${run_http:-none}/[^\"]*\"" "$work/run-search.json" | cut -d'"' -f4 | sort -u); do
+        if in_ns curl -s "$location" | grep -q '<friendlyName>SDM120 on pymodbus</friendlyName>'; then
+            run_meter_url="$location"
+        fi
+    done
+    [[ -n "$run_meter_url" ]] && break
+done
+check "upnp-client search finds the pymodbus meter on the new gateway ($run_meter_url)" test -n "$run_meter_url"
+in_ns curl -s "${run_meter_url:-http://none/}" >"$work/run-description.xml" 2>/dev/null || true
+check "the meter's description carries the serial number pymodbus holds in 0xFC00-0xFC01 (u32)" \
+    grep -q '<serialNumber>20240042</serialNumber>' "$work/run-description.xml"
+get_values "$run_meter_url" "$work/run-values.json" /IoTMC/Parameters/
+check "GetValues through the gateway returns voltage 230.5 (input 0x0000, f32)" \
+    grep -q 'ParameterPath>/IoTMC/Parameters/voltage</ParameterPath><Value>230.5</Value>' "$work/run-values.json"
+check "GetValues through the gateway returns frequency 50 (input 0x0046, f32)" \
+    grep -q 'ParameterPath>/IoTMC/Parameters/frequency</ParameterPath><Value>50</Value>' "$work/run-values.json"
+sdm120_values() { # every SDM120 parameter against what modbus_server.py holds
+    local bad=0 pair name want got
+    for pair in voltage=230.5 current=4.25 active_power=960 power_factor=0.98 frequency=50 \
+        import_active_energy=1234.5 export_active_energy=0 total_active_energy=1234.5 meter_id=1 \
+        baud_rate=9600 parity_stop=none-1; do
+        name="${pair%=*}"; want="${pair#*=}"; got="$(value_in "$work/run-values.json" "$name")"
+        if [[ "$want" =~ ^[0-9.]+$ && "$name" != baud_rate ]]; then
+            near "$got" "$want" || { echo "  $name: got '$got', wanted $want" >&2; bad=1; }
+        else
+            [[ "$got" == "$want" ]] || { echo "  $name: got '$got', wanted $want" >&2; bad=1; }
+        fi
+    done
+    return "$bad"
+}
+check "GetValues returns all 11 SDM120 parameters as pymodbus holds them" sdm120_values
+server_set() { # name value: the server confirms the change
+    kill -0 "$server_pid" 2>/dev/null || return 1
+    printf 'set %s %s\n' "$1" "$2" >&"$server_in" || return 1
+    server_says "^set $1 $2\$"
+}
+check "the pymodbus server's voltage changes to 229.9" server_set voltage 229.9
+get_values "$run_meter_url" "$work/run-after.json" /IoTMC/Parameters/voltage
+run_voltage="$(value_in "$work/run-after.json" voltage)"
+check "GetValues follows the change: voltage $run_voltage is 229.9 to f32 precision" near "$run_voltage" 229.9
+kill -TERM "$run_pid" 2>/dev/null || true
+for _ in $(seq 1 100); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+check "the gateway stops on SIGTERM within 10 s" bash -c "! kill -0 $run_pid 2>/dev/null"
+check "the gateway logs that it stopped" grep -q '"message":"stopped"' "$work/run.log"
+kill -TERM "$server_pid" 2>/dev/null || true
+for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+exec {server_in}>&-
+check "the pymodbus server stops on SIGTERM within 10 s" bash -c "! kill -0 $server_pid 2>/dev/null"
+check "the pymodbus server says it stopped" grep -qx 'stopped' "$work/server.out"
+
+# 9. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
 kill -TERM "$demo_pid"
 for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
 check "the demo stops on SIGTERM within 10 s" bash -c "! kill -0 $demo_pid 2>/dev/null"
@@ -149,6 +320,10 @@ if [[ "$failed" -gt 0 ]]; then
     echo "--- demo output"; cat "$work/demo.out"
     echo "--- demo log (last 40 lines)"; tail -n 40 "$work/demo.log"
     echo "--- client log (last 20 lines)"; tail -n 20 "$work/client.log" 2>/dev/null || true
+    echo "--- pymodbus client"; cat "$work/modbus_client.out" 2>/dev/null || true
+    echo "--- pymodbus server"; cat "$work/server.out" "$work/server.log" 2>/dev/null || true
+    echo "--- config check"; cat "$work/config-check.txt" 2>/dev/null || true
+    echo "--- iotmc-gateway run log (last 40 lines)"; tail -n 40 "$work/run.log" 2>/dev/null || true
 fi
 echo "interop: $passed passed, $failed failed"
 [[ "$failed" -eq 0 ]]
