@@ -197,13 +197,18 @@ async fn refused_write_should_leave_every_value_as_it_was() {
 #[tokio::test]
 async fn value_between_raw_steps_should_be_refused_with_the_step() {
     let (device, link, _server) = over_tcp().await;
-    let before = device.value("setpoint");
-    let values: Readings = [("setpoint".to_owned(), Value::Float(21.05))]
-        .into_iter()
-        .collect();
+    let before = (device.value("mode"), device.value("setpoint"));
+    assert_eq!(before.0, Some(Value::from("off")));
+    // `mode` sorts first and is valid: it must not be written when `setpoint` cannot be.
+    let values: Readings = [
+        ("mode".to_owned(), Value::from("heat")),
+        ("setpoint".to_owned(), Value::Float(21.05)),
+    ]
+    .into_iter()
+    .collect();
     let err = link.write(&values).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfRange, "{err}");
-    assert_eq!(device.value("setpoint"), before);
+    assert_eq!((device.value("mode"), device.value("setpoint")), before);
 }
 
 #[tokio::test]

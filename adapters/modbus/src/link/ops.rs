@@ -219,43 +219,60 @@ impl Device {
     }
 
     /// Writes checked, normalised values of mapped parameters, one request per parameter, in
-    /// name order.
+    /// name order. Every value is encoded before the first request goes out, so a value the
+    /// registers cannot hold (between raw steps, outside the encoding) refuses the whole write.
     pub(crate) async fn write_parameters(&self, values: &Readings) -> Result<(), LinkError> {
-        for (name, value) in values {
-            let mapped = self
-                .mapped
+        let mapped = |name: &String| {
+            self.mapped
                 .get(name)
-                .ok_or_else(|| LinkError::UnknownParameter { name: name.clone() })?;
+                .ok_or_else(|| LinkError::UnknownParameter { name: name.clone() })
+        };
+        for (name, value) in values {
+            // The bits outside a mask do not change what a value encodes to: 0 stands in.
+            self.write_request(mapped(name)?, value, Some(0))?;
+        }
+        for (name, value) in values {
+            let mapped = mapped(name)?;
             let what = format!(
                 "writing `{name}` to {} {}",
                 mapped.table,
                 describe_range(mapped.address, mapped.codec.span())
             );
-            let request = if mapped.table.is_bits() {
-                Request::WriteSingleCoil {
-                    address: mapped.address,
-                    value: mapped.codec.encode_bit(&mapped.parameter, value)?,
+            let current = if !mapped.table.is_bits() && mapped.codec.needs_read_modify_write() {
+                match self
+                    .read_span(mapped.span(), Priority::Management, &what)
+                    .await?
+                {
+                    Data::Words(words) => words.first().copied(),
+                    Data::Bits(_) => None,
                 }
             } else {
-                let current = if mapped.codec.needs_read_modify_write() {
-                    match self
-                        .read_span(mapped.span(), Priority::Management, &what)
-                        .await?
-                    {
-                        Data::Words(words) => words.first().copied(),
-                        Data::Bits(_) => None,
-                    }
-                } else {
-                    None
-                };
-                let words = mapped
-                    .codec
-                    .encode_registers(&mapped.parameter, value, current)?;
-                self.register_write(mapped.address, words)
+                None
             };
+            let request = self.write_request(mapped, value, current)?;
             self.call(request, Priority::Management, &what).await?;
         }
         Ok(())
+    }
+
+    /// The request that writes `value` to `mapped`; `current` is the register's content for
+    /// masked points.
+    fn write_request(
+        &self,
+        mapped: &Mapped,
+        value: &Value,
+        current: Option<u16>,
+    ) -> Result<Request, LinkError> {
+        if mapped.table.is_bits() {
+            return Ok(Request::WriteSingleCoil {
+                address: mapped.address,
+                value: mapped.codec.encode_bit(&mapped.parameter, value)?,
+            });
+        }
+        let words = mapped
+            .codec
+            .encode_registers(&mapped.parameter, value, current)?;
+        Ok(self.register_write(mapped.address, words))
     }
 
     /// The request writing `words` from `address`, by the section's write function.
@@ -323,7 +340,11 @@ impl Device {
             }
             (None, None) => {
                 return Err(LinkError::Unsupported {
-                    operation: format!("write to {} {}", step.table_name(), step.address),
+                    operation: format!(
+                        "write to {} {}",
+                        Table::from(step.table),
+                        describe_range(step.address, 1)
+                    ),
                     reason: "the profile gives neither `value` nor `argument`".to_owned(),
                 });
             }
@@ -337,12 +358,6 @@ impl Device {
         }
         let words = codec.encode_registers(&parameter, &value, None)?;
         Ok(self.register_write(step.address, words))
-    }
-}
-
-impl WriteStep {
-    fn table_name(&self) -> &'static str {
-        Table::from(self.table).as_str()
     }
 }
 
