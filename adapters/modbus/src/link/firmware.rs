@@ -253,12 +253,7 @@ impl iotmc_adapter::FirmwareTarget for FileRecordFirmware {
         let mut reported = false;
         for chunk in file_chunks(map, start, registers, map.chunk_registers) {
             let data = image_words(&image.bytes, chunk.first, chunk.count);
-            let what = format!(
-                "writing firmware file {} record {}..{}",
-                chunk.file,
-                chunk.record,
-                u32::from(chunk.record) + u32::from(chunk.count)
-            );
+            let what = format!("writing firmware {}", chunk.describe());
             let request = Request::WriteFileRecord(vec![FileRecord {
                 file: chunk.file,
                 record: chunk.record,

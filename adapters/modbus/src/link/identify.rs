@@ -125,7 +125,7 @@ async fn read_stream(
         if !identification.more_follows {
             return Ok(Some(objects));
         }
-        if identification.next_object_id <= next && !objects.is_empty() && next != 0 {
+        if identification.next_object_id <= next {
             return Err(LinkError::Malformed(format!(
                 "Read Device Identification: \"more follows\" points back to object 0x{:02X} after 0x{next:02X}",
                 identification.next_object_id

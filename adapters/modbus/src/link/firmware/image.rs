@@ -81,12 +81,7 @@ impl FileRecordFirmware {
     async fn read_back(&self, map: &FirmwareMap, image: &FirmwareImage) -> Result<(), LinkError> {
         let registers = registers_for(image.bytes.len() as u64);
         for chunk in file_chunks(map, 0, registers, READ_BACK_REGISTERS) {
-            let what = format!(
-                "reading back firmware file {} record {}..{}",
-                chunk.file,
-                chunk.record,
-                u32::from(chunk.record) + u32::from(chunk.count)
-            );
+            let what = format!("reading back firmware {}", chunk.describe());
             let request = Request::ReadFileRecord(vec![FileRecordRef {
                 file: chunk.file,
                 record: chunk.record,
@@ -131,6 +126,18 @@ pub(super) struct Chunk {
     pub(super) record: u16,
     /// Registers.
     pub(super) count: u16,
+}
+
+impl Chunk {
+    /// `file 3 record 1200..1322`, for errors.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "file {} record {}..{}",
+            self.file,
+            self.record,
+            u32::from(self.record) + u32::from(self.count)
+        )
+    }
 }
 
 /// Registers an image of `bytes` bytes takes.
