@@ -1,0 +1,1 @@
+//! generic payloads. (Filled in by the generic dialect.)

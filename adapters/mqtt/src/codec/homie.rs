@@ -1,0 +1,1 @@
+//! homie payloads. (Filled in by the homie dialect.)

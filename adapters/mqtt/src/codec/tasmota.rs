@@ -1,0 +1,1 @@
+//! tasmota payloads. (Filled in by the tasmota dialect.)

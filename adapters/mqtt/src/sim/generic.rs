@@ -1,0 +1,1 @@
+//! A simulated generic device. (Filled in by the generic dialect.)

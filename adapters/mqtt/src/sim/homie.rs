@@ -1,0 +1,1 @@
+//! A simulated homie device. (Filled in by the homie dialect.)

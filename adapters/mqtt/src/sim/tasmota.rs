@@ -1,0 +1,1 @@
+//! A simulated tasmota device. (Filled in by the tasmota dialect.)
