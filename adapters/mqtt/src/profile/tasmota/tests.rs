@@ -59,7 +59,7 @@ command = "Power1"
 payload = "BLINK {count}"
 "#;
 
-fn errors(tables: &str) -> Vec<LocatedError> {
+fn check_errors(tables: &str) -> Vec<LocatedError> {
     load_section(&profile_with(tables)).unwrap_err()
 }
 
@@ -110,7 +110,7 @@ fn a_parameter_without_mapping_should_be_named() {
         "",
     );
     assert_error(
-        &errors(&tables),
+        &check_errors(&tables),
         "mqtt.tasmota.parameters",
         "parameter `watts` has no mapping",
     );
@@ -121,7 +121,7 @@ fn a_mapping_for_an_undeclared_parameter_or_action_should_be_refused() {
     let tables = format!(
         "{GOOD}\n[mqtt.tasmota.parameters.volts]\nstatus = 8\npointer = \"/x\"\n[mqtt.tasmota.actions.dance]\ncommand = \"Dance\"\n"
     );
-    let errors = errors(&tables);
+    let errors = check_errors(&tables);
     assert_error(
         &errors,
         "mqtt.tasmota.parameters.volts",
@@ -133,10 +133,10 @@ fn a_mapping_for_an_undeclared_parameter_or_action_should_be_refused() {
 #[test]
 fn a_parameter_read_two_ways_or_none_should_be_refused() {
     let both = GOOD.replace("status = 8", "status = 8\ncommand = \"Status\"");
-    assert_error(&errors(&both), "mqtt.tasmota.parameters.watts", "not both");
+    assert_error(&check_errors(&both), "mqtt.tasmota.parameters.watts", "not both");
     let neither = GOOD.replace("status = 8\n", "");
     assert_error(
-        &errors(&neither),
+        &check_errors(&neither),
         "mqtt.tasmota.parameters.watts",
         "needs `command`",
     );
@@ -149,7 +149,7 @@ fn a_writable_parameter_read_by_status_should_be_refused() {
         "status = 11\npointer = \"/StatusSTS/POWER\"",
     );
     assert_error(
-        &errors(&tables),
+        &check_errors(&tables),
         "mqtt.tasmota.parameters.power.status",
         "needs the `command` that sets it",
     );
@@ -191,13 +191,13 @@ fn value_maps_should_fit_the_parameter_and_cover_every_written_value() {
         "map = { ON = true, OFF = \"off\" }",
     );
     assert_error(
-        &errors(&wrong_type),
+        &check_errors(&wrong_type),
         "mqtt.tasmota.parameters.power.map",
         "OFF",
     );
     let incomplete = GOOD.replace("map = { ON = true, OFF = false }", "map = { ON = true }");
     assert_error(
-        &errors(&incomplete),
+        &check_errors(&incomplete),
         "mqtt.tasmota.parameters.power.map",
         "no device word for false",
     );
@@ -206,7 +206,7 @@ fn value_maps_should_fit_the_parameter_and_cover_every_written_value() {
         "map = { ON = true, \"1\" = true, OFF = false }",
     );
     assert_error(
-        &errors(&twice),
+        &check_errors(&twice),
         "mqtt.tasmota.parameters.power.map",
         "two device words",
     );
@@ -215,7 +215,7 @@ fn value_maps_should_fit_the_parameter_and_cover_every_written_value() {
 #[test]
 fn action_payloads_should_use_exactly_the_declared_arguments() {
     let unknown = GOOD.replace("BLINK {count}", "BLINK {times}");
-    let errors = errors(&unknown);
+    let errors = check_errors(&unknown);
     assert_error(
         &errors,
         "mqtt.tasmota.actions.blink.payload",
@@ -228,7 +228,7 @@ fn action_payloads_should_use_exactly_the_declared_arguments() {
     );
     let broken = GOOD.replace("BLINK {count}", "BLINK {count");
     assert_error(
-        &errors(&broken),
+        &check_errors(&broken),
         "mqtt.tasmota.actions.blink.payload",
         "without `}`",
     );
@@ -238,7 +238,7 @@ fn action_payloads_should_use_exactly_the_declared_arguments() {
 fn a_reboot_that_does_not_restart_should_be_refused() {
     let tables = GOOD.replace("restarts = true", "");
     assert_error(
-        &errors(&tables),
+        &check_errors(&tables),
         "mqtt.tasmota.actions.reboot.restarts",
         "set `restarts = true`",
     );
@@ -249,12 +249,12 @@ fn section_wide_settings_should_be_checked() {
     let tables = format!(
         "full_topic = \"%prefix%/plug/\"\nmqtt_log_level = 5\nupgrade_timeout = \"2s\"\n{GOOD}"
     );
-    let errors = errors(&tables);
+    let errors = check_errors(&tables);
     assert_error(&errors, "mqtt.tasmota.full_topic", "%topic%");
     assert_error(&errors, "mqtt.tasmota.mqtt_log_level", "0 (off) to 4");
     assert_error(&errors, "mqtt.tasmota.upgrade_timeout", "outside 10s..1h");
     let wildcard = format!("full_topic = \"%prefix%/+/%topic%/\"\n{GOOD}");
-    assert_error(&errors(&wildcard), "mqtt.tasmota.full_topic", "wildcard");
+    assert_error(&check_errors(&wildcard), "mqtt.tasmota.full_topic", "wildcard");
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn firmware_and_log_methods_should_be_tasmotas() {
 #[test]
 fn unknown_fields_should_be_refused() {
     let tables = GOOD.replace("restarts = true", "restarts = true\nreboots = true");
-    let errors = errors(&tables);
+    let errors = check_errors(&tables);
     assert!(
         errors.iter().any(|e| e.message.contains("reboots")),
         "{errors:?}"
