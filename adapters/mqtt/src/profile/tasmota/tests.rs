@@ -133,7 +133,11 @@ fn a_mapping_for_an_undeclared_parameter_or_action_should_be_refused() {
 #[test]
 fn a_parameter_read_two_ways_or_none_should_be_refused() {
     let both = GOOD.replace("status = 8", "status = 8\ncommand = \"Status\"");
-    assert_error(&check_errors(&both), "mqtt.tasmota.parameters.watts", "not both");
+    assert_error(
+        &check_errors(&both),
+        "mqtt.tasmota.parameters.watts",
+        "not both",
+    );
     let neither = GOOD.replace("status = 8\n", "");
     assert_error(
         &check_errors(&neither),
@@ -157,7 +161,7 @@ fn a_writable_parameter_read_by_status_should_be_refused() {
 
 #[test]
 fn bad_commands_statuses_and_pointers_should_be_located() {
-    let errors = errors(
+    let errors = check_errors(
         &GOOD
             .replace(
                 "command = \"Power1\"\npointer = \"/POWER\"",
@@ -254,7 +258,11 @@ fn section_wide_settings_should_be_checked() {
     assert_error(&errors, "mqtt.tasmota.mqtt_log_level", "0 (off) to 4");
     assert_error(&errors, "mqtt.tasmota.upgrade_timeout", "outside 10s..1h");
     let wildcard = format!("full_topic = \"%prefix%/+/%topic%/\"\n{GOOD}");
-    assert_error(&check_errors(&wildcard), "mqtt.tasmota.full_topic", "wildcard");
+    assert_error(
+        &check_errors(&wildcard),
+        "mqtt.tasmota.full_topic",
+        "wildcard",
+    );
 }
 
 #[test]
