@@ -500,3 +500,144 @@ async fn dropping_the_last_handle_should_stop_the_driver() {
         .unwrap();
     assert_eq!(timeout(DEADLINE, subscription.recv()).await.unwrap(), None);
 }
+
+/// A TCP proxy on loopback between a handle and the broker, whose connections can be cut.
+struct Proxy {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Closes every connection through the proxy (new ones are accepted).
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_should_come_back_with_its_subscriptions() {
+    let broker = EmbeddedBroker::start().unwrap();
+    for (version, upstream) in [
+        (MqttVersion::V5, broker.v5_addr()),
+        (MqttVersion::V311, broker.v311_addr()),
+    ] {
+        let proxy = Proxy::start(upstream).await;
+        let handle = BrokerHandle::spawn(settings(
+            proxy.addr,
+            version,
+            &format!("gw-cut-{version:?}"),
+        ));
+        let publisher = v5(&broker, &format!("pub-cut-{version:?}"));
+        connected(&handle).await;
+        connected(&publisher).await;
+        let mut subscription = subscribed(&handle, "cut/+/state").await;
+
+        proxy.cut();
+        let down = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(down.to_string().contains("closed the connection"), "{down}");
+        connected(&handle).await;
+
+        publisher
+            .publish(Outgoing::new("cut/1/state", "after"))
+            .await
+            .unwrap();
+        let message = next(&mut subscription).await;
+        assert_eq!(message.text(), Some("after"), "{version}");
+        // The subscription counts as established again.
+        timeout(DEADLINE, subscription.ready())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_connection_dropped_should_say_so_when_it_times_out() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let proxy = Proxy::start(broker.v5_addr()).await;
+    let handle = BrokerHandle::spawn(settings(proxy.addr, MqttVersion::V5, "gw-cut-req"));
+    connected(&handle).await;
+    let mut seen = subscribed(&handle, "dev/silent/rpc").await;
+
+    let request = handle.request(Request {
+        message: Outgoing::new("dev/silent/rpc", "reboot"),
+        timeout: Duration::from_millis(1500),
+    });
+    let cut = async {
+        // The request is out once the broker echoes it to our own subscription.
+        next(&mut seen).await;
+        proxy.cut();
+    };
+    let (result, ()) = tokio::join!(request, cut);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("broker `test` dropped at") && text.contains("may have carried out"),
+        "{text}"
+    );
+}
+
+/// rumqttc's codec refuses a packet above the limit and drops the connection (rumqttd also
+/// ignores the MQTT 5 Maximum Packet Size the client announces), so the driver reconnects:
+/// the oversized message is lost, the state says why, and the subscription works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_above_the_packet_limit_should_be_dropped_and_the_connection_come_back() {
+    let broker = EmbeddedBroker::start().unwrap();
+    for (version, addr) in [
+        (MqttVersion::V5, broker.v5_addr()),
+        (MqttVersion::V311, broker.v311_addr()),
+    ] {
+        let mut small = settings(addr, version, &format!("gw-small-{version:?}"));
+        small.max_packet_size = 1024;
+        let handle = BrokerHandle::spawn(small);
+        let publisher = v5(&broker, &format!("pub-big-{version:?}"));
+        connected(&handle).await;
+        connected(&publisher).await;
+        let mut subscription = subscribed(&handle, "big/#").await;
+
+        publisher
+            .publish(Outgoing::new("big/blob", vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        let down = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(
+            down.to_string().contains("max_packet_size of 1024"),
+            "{down}"
+        );
+        connected(&handle).await;
+
+        publisher
+            .publish(Outgoing::new("big/small", "fits"))
+            .await
+            .unwrap();
+        let message = next(&mut subscription).await;
+        assert_eq!(
+            (message.topic.as_str(), message.text()),
+            ("big/small", Some("fits")),
+            "{version}"
+        );
+    }
+}
