@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use iotmc_adapter::{ErrorKind, LinkError};
-use iotmc_adapter_mqtt::driver::{BrokerHandle, ConnectionState, Request, Subscription};
-use iotmc_adapter_mqtt::frame::{Message, Outgoing, Properties};
+use iotmc_adapter_mqtt::driver::{
+    BrokerHandle, ConnectionState, Request, SUBSCRIPTION_QUEUE, Subscription,
+};
+use iotmc_adapter_mqtt::frame::{Message, Outgoing, Properties, QoS};
 use iotmc_adapter_mqtt::sim::EmbeddedBroker;
 use iotmc_adapter_mqtt::{BrokerSettings, MqttVersion};
 use tokio::sync::mpsc;
@@ -639,5 +641,144 @@ async fn a_message_above_the_packet_limit_should_be_dropped_and_the_connection_c
             ("big/small", Some("fits")),
             "{version}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_subscription_queue_should_drop_and_count_new_messages() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let handle = v5(&broker, "gw-full");
+    let publisher = v5(&broker, "pub-full");
+    connected(&handle).await;
+    connected(&publisher).await;
+    let mut slow = subscribed(&handle, "full/data").await;
+    let mut marker = subscribed(&handle, "full/marker").await;
+    let sent = SUBSCRIPTION_QUEUE + 44;
+    for i in 0..sent {
+        publisher
+            .publish(Outgoing::new("full/data", i.to_string()).with_qos(QoS::AtMostOnce))
+            .await
+            .unwrap();
+    }
+    publisher
+        .publish(Outgoing::new("full/marker", "end"))
+        .await
+        .unwrap();
+    // Messages are routed in arrival order: once the marker is in, every data message was.
+    next(&mut marker).await;
+    assert_eq!(slow.dropped(), 44);
+    for i in 0..SUBSCRIPTION_QUEUE {
+        assert_eq!(next(&mut slow).await.text(), Some(i.to_string().as_str()));
+    }
+    // The queue has room again.
+    publisher
+        .publish(Outgoing::new("full/data", "later"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut slow).await.text(), Some("later"));
+    assert_eq!(slow.dropped(), 44);
+}
+
+/// A stand-in MQTT 3.1.1 broker that answers CONNECT with `connack`, refuses subscriptions to
+/// filters under `forbidden/`, grants the others and acknowledges publishes. For what rumqttd
+/// cannot be made to do.
+async fn fake_broker(connack: rumqttc::ConnectReturnCode) -> SocketAddr {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{ConnAck, Packet, PingResp, PubAck, SubAck, SubscribeReasonCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut input = BytesMut::new();
+                loop {
+                    let packet = match Packet::read(&mut input, 1 << 20) {
+                        Ok(packet) => packet,
+                        Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {
+                            if stream.read_buf(&mut input).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(_) => return,
+                    };
+                    let mut out = BytesMut::new();
+                    let written = match packet {
+                        Packet::Connect(_) => ConnAck::new(connack, false).write(&mut out),
+                        Packet::Subscribe(s) => SubAck::new(
+                            s.pkid,
+                            s.filters
+                                .iter()
+                                .map(|f| {
+                                    if f.path.starts_with("forbidden/") {
+                                        SubscribeReasonCode::Failure
+                                    } else {
+                                        SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)
+                                    }
+                                })
+                                .collect(),
+                        )
+                        .write(&mut out),
+                        Packet::Publish(p) if p.pkid != 0 => PubAck::new(p.pkid).write(&mut out),
+                        Packet::PingReq => PingResp.write(&mut out),
+                        _ => Ok(0),
+                    };
+                    if written.is_err() || stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    if connack != rumqttc::ConnectReturnCode::Success {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_should_be_a_device_refusal_naming_the_filter() {
+    let addr = fake_broker(rumqttc::ConnectReturnCode::Success).await;
+    let handle = BrokerHandle::spawn(settings(addr, MqttVersion::V311, "gw-refused"));
+    connected(&handle).await;
+    let mut refused = handle.subscribe("forbidden/secrets").await.unwrap();
+    let err = timeout(DEADLINE, refused.ready())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeviceRefused, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("0x80") && text.contains("`forbidden/secrets`"),
+        "{text}"
+    );
+    // Other subscriptions and publishes are not affected.
+    subscribed(&handle, "allowed/#").await;
+    handle
+        .publish(Outgoing::new("allowed/x", "1"))
+        .await
+        .unwrap();
+    handle
+        .publish(Outgoing::new("allowed/y", "0").with_qos(QoS::AtMostOnce))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_should_say_why() {
+    for (code, expected) in [
+        (
+            rumqttc::ConnectReturnCode::BadUserNamePassword,
+            "bad user name or password",
+        ),
+        (rumqttc::ConnectReturnCode::NotAuthorized, "not authorised"),
+    ] {
+        let addr = fake_broker(code).await;
+        let mut with_password = settings(addr, MqttVersion::V311, "gw-auth");
+        with_password.credentials = Some(("gateway".into(), "wrong".into()));
+        let handle = BrokerHandle::spawn(with_password);
+        let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(state.to_string().contains(expected), "{state}");
     }
 }
