@@ -463,8 +463,8 @@ async fn publishing_while_down_should_fail_at_once_naming_the_broker() {
 
 /// A loopback address nothing listens on.
 fn unused_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    listener.local_addr().expect("bound address")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,8 +511,10 @@ struct Proxy {
 
 impl Proxy {
     async fn start(upstream: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback port");
+        let addr = listener.local_addr().expect("bound address");
         let (cut, cuts) = tokio::sync::watch::channel(0u64);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -686,8 +688,10 @@ async fn fake_broker(connack: rumqttc::ConnectReturnCode) -> SocketAddr {
     use bytes::BytesMut;
     use rumqttc::mqttbytes::v4::{ConnAck, Packet, PingResp, PubAck, SubAck, SubscribeReasonCode};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
+    let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
