@@ -786,3 +786,44 @@ async fn a_refused_connection_should_say_why() {
         assert!(state.to_string().contains(expected), "{state}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_should_report_each_announced_device_once() {
+    use iotmc_adapter::Adapter;
+    use iotmc_adapter_mqtt::MqttAdapter;
+    let broker = EmbeddedBroker::start().unwrap();
+    let (device, _) = v4_client(broker.v311_addr(), "announcer", &[]).await;
+    let announce = |topic: &'static str, payload: &'static str| {
+        let device = device.clone();
+        async move {
+            device
+                .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+                .await
+                .expect("the announcer's queue is open");
+        }
+    };
+    // Retained before discovery starts: found from the retained store.
+    announce("tele/plug-1/LWT", "Online").await;
+    announce("homie/5/gone-1/$state", "lost").await;
+
+    let adapter = MqttAdapter::new(vec![settings(broker.v5_addr(), MqttVersion::V5, "gw-disc")]);
+    let mut found = adapter.discovered().unwrap();
+    assert!(
+        adapter.discovered().is_none(),
+        "discovery is handed out once"
+    );
+    let first = timeout(DEADLINE, found.recv()).await.unwrap().unwrap();
+    assert_eq!(first.address, "mqtt://test/plug-1");
+    assert_eq!((first.identity, first.suggested_profile), (None, None));
+
+    // Live: a Homie device comes up, an offline plug and the known plug again are not news.
+    announce("tele/plug-2/LWT", "Offline").await;
+    announce("tele/plug-1/LWT", "Online").await;
+    announce("homie/5/thermostat-3/$state", "init").await;
+    announce("homie/5/thermostat-3/$state", "ready").await;
+    let second = timeout(DEADLINE, found.recv()).await.unwrap().unwrap();
+    assert_eq!(second.address, "mqtt://test/thermostat-3");
+    if let Ok(more) = timeout(QUIET, found.recv()).await {
+        panic!("expected nothing more, got {more:?}");
+    }
+}
