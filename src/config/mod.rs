@@ -40,6 +40,9 @@ pub struct Config {
     /// Managed devices.
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+    /// MQTT broker connections.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
     /// The file this came from (for locating errors found later).
     #[serde(skip)]
     pub source: TomlSource,
@@ -352,10 +355,16 @@ impl Config {
             resolve(p);
         }
         t.device_cas.iter_mut().for_each(resolve);
+        for broker in &mut self.mqtt.brokers {
+            broker.paths_mut().for_each(resolve);
+        }
     }
 }
 
 mod check;
+mod mqtt;
+
+pub use mqtt::{BrokerConfig, BrokerTlsConfig, MqttConfig, VersionConfig};
 
 #[cfg(test)]
 mod tests;
