@@ -24,7 +24,11 @@ pub(super) fn brokers(config: &Config) -> Result<Vec<BrokerSettings>, Vec<Locate
             Err(e) => {
                 errors.push(source.error_at(
                     &at(field),
-                    format!("broker `{}`: cannot read the {what} {}: {e}", broker.name, path.display()),
+                    format!(
+                        "broker `{}`: cannot read the {what} {}: {e}",
+                        broker.name,
+                        path.display()
+                    ),
                 ));
                 None
             }
@@ -61,10 +65,9 @@ pub(super) fn brokers(config: &Config) -> Result<Vec<BrokerSettings>, Vec<Locate
                 match tls_client_config(&ca, client) {
                     Ok(config) => Some(config),
                     Err(e) => {
-                        errors.push(source.error_at(
-                            &at("tls"),
-                            format!("broker `{}`: {e}", broker.name),
-                        ));
+                        errors.push(
+                            source.error_at(&at("tls"), format!("broker `{}`: {e}", broker.name)),
+                        );
                         continue;
                     }
                 }

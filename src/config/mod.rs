@@ -101,6 +101,11 @@ pub struct ListenSection {
     /// UDP port of SSDP (1900 is the standard's; other values only for tests and labs).
     #[serde(default = "default_ssdp_port")]
     pub ssdp_port: u16,
+    /// Base of the one-time firmware URLs given to devices that download their image (Tasmota),
+    /// e.g. `http://192.168.10.2:49152`, when they reach the gateway by another address than
+    /// the first served interface (NAT, another VLAN). Default: that interface and the HTTP port.
+    #[serde(default)]
+    pub image_base_url: Option<String>,
 }
 
 impl Default for ListenSection {
@@ -110,6 +115,7 @@ impl Default for ListenSection {
             http: default_http(),
             https: default_https(),
             ssdp_port: default_ssdp_port(),
+            image_base_url: None,
         }
     }
 }

@@ -109,11 +109,13 @@ impl BrokerConfig {
     /// Every path this entry refers to, for making them relative to the config file.
     pub(super) fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
         let tls = self.tls.as_mut();
-        self.password_file.iter_mut().chain(tls.into_iter().flat_map(|t| {
-            std::iter::once(&mut t.ca)
-                .chain(t.certificate.iter_mut())
-                .chain(t.key.iter_mut())
-        }))
+        self.password_file
+            .iter_mut()
+            .chain(tls.into_iter().flat_map(|t| {
+                std::iter::once(&mut t.ca)
+                    .chain(t.certificate.iter_mut())
+                    .chain(t.key.iter_mut())
+            }))
     }
 }
 
@@ -140,7 +142,10 @@ impl MqttConfig {
                     ),
                 );
             } else if !names.insert(broker.name.as_str()) {
-                fail("name", format!("broker `{}` is declared twice", broker.name));
+                fail(
+                    "name",
+                    format!("broker `{}` is declared twice", broker.name),
+                );
             }
             if broker.host.trim().is_empty() {
                 fail("host", "must not be empty".into());
@@ -176,10 +181,7 @@ impl MqttConfig {
             if broker.max_packet_size < 4096 || broker.max_packet_size > 16 * 1024 * 1024 {
                 fail(
                     "max_packet_size",
-                    format!(
-                        "{} is outside 4096..16777216 bytes",
-                        broker.max_packet_size
-                    ),
+                    format!("{} is outside 4096..16777216 bytes", broker.max_packet_size),
                 );
             }
             if let Some(tls) = &broker.tls

@@ -178,9 +178,5 @@ fn bad_mqtt_brokers_should_each_be_an_error_at_their_field() {
             "{expected} missing from {errors:?}"
         );
     }
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.message.contains("declared twice"))
-    );
+    assert!(errors.iter().any(|e| e.message.contains("declared twice")));
 }
