@@ -45,6 +45,10 @@ pub enum Command {
         /// How often the simulated thermostat's measured temperature drifts (and is evented).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         change_every: std::time::Duration,
+        /// Connect the simulated MQTT devices and the gateway to this broker (`host:port`,
+        /// plain MQTT) instead of the demo's embedded one.
+        #[arg(long, value_name = "HOST:PORT")]
+        mqtt_broker: Option<String>,
     },
     /// Check and inspect device profiles.
     #[command(subcommand)]
@@ -100,6 +104,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo {
             state_dir,
             change_every,
+            mqtt_broker,
         } => {
             runtime()?.block_on(async {
                 let signal = ShutdownSignal::install()?;
@@ -108,6 +113,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     crate::demo::DemoOptions {
                         state_dir,
                         change_every,
+                        mqtt_broker,
                     },
                     adapters,
                     &mut stdout,
