@@ -62,6 +62,9 @@ pub struct DemoOptions {
     pub state_dir: Option<PathBuf>,
     /// How often the simulated thermostat's temperature drifts.
     pub change_every: Duration,
+    /// An external MQTT broker (`host:port`) for the simulated MQTT devices, instead of the
+    /// embedded one.
+    pub mqtt_broker: Option<String>,
 }
 
 /// The demo's config: loopback listeners on free ports, the repository's profiles plus the
@@ -72,6 +75,7 @@ pub fn demo_config(
     profile_dirs: &[PathBuf],
     pki: Option<&DemoPki>,
     protocol_devices: &[ConfiguredDevice],
+    protocol_tables: &str,
 ) -> anyhow::Result<Config> {
     let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let profile_dirs = profile_dirs
@@ -127,7 +131,8 @@ http = "127.0.0.1:0"
 https = "127.0.0.1:0"
 
 {trust}
-{devices}"#
+{devices}
+{protocol_tables}"#
     );
     Config::from_toml(Path::new("<demo>"), &text).map_err(|errors| {
         anyhow::anyhow!(
@@ -176,6 +181,8 @@ pub async fn run(
     let modbus = modbus::start().await?;
     #[allow(unused_mut)]
     let mut protocol_devices: Vec<ConfiguredDevice> = Vec::new();
+    #[allow(unused_mut)]
+    let mut protocol_tables = String::new();
     #[cfg(feature = "modbus")]
     {
         for (file, text) in modbus::PROFILES {
@@ -200,6 +207,7 @@ pub async fn run(
         &repository_profiles,
         Some(&pki),
         &protocol_devices,
+        &protocol_tables,
     )?;
     let grace = config.gateway.shutdown_grace;
     let memory = Arc::new(MemoryAdapter::new(Fault::None));
@@ -404,7 +412,7 @@ mod tests {
     fn demo_config_should_keep_paths_with_quotes_backslashes_and_accents() {
         let state = Path::new("/tmp/with \"quotes\" and \\backslash\\ and e\u{301}");
         let profiles = PathBuf::from("/srv/profil\u{e9}s");
-        let config = demo_config(state, std::slice::from_ref(&profiles), None, &[]).unwrap();
+        let config = demo_config(state, std::slice::from_ref(&profiles), None, &[], "").unwrap();
         assert_eq!(config.gateway.state_dir, state);
         assert_eq!(config.gateway.profile_dirs[0], profiles);
         assert_eq!(config.gateway.profile_dirs[1], state.join("demo-profiles"));

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod firmware;
 pub mod lifecycle;
 pub mod logging;
 pub mod profile;

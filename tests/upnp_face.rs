@@ -221,6 +221,42 @@ async fn an_unknown_path_should_be_404_saying_where_descriptions_are() {
 }
 
 #[tokio::test]
+async fn a_firmware_image_on_offer_should_be_served_once_on_the_http_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path(), false).await;
+    let addr = h.face.http_addr();
+    let offers = &h.face.state().offers;
+    let image: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"SIMFW:2.0.0\nimage body"[..]);
+    let url = offers.offer("relay-1", image).unwrap();
+    let base = offers.base_url().unwrap();
+    assert!(
+        base.ends_with(&format!(":{}", addr.port())),
+        "{base} is not on the HTTP listener {addr}"
+    );
+    let path = url.strip_prefix(&base).unwrap().to_owned();
+    assert!(path.starts_with("/firmware/"), "{url}");
+
+    let first = get(addr, &path).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(first.body, "SIMFW:2.0.0\nimage body");
+
+    let again = get(addr, &path).await;
+    assert_eq!(
+        again.status,
+        StatusCode::NOT_FOUND,
+        "a second download was served"
+    );
+    assert!(again.body.contains("one download"), "{}", again.body);
+    let guessed = get(addr, "/firmware/00000000000000000000000000000000").await;
+    assert_eq!(guessed.status, StatusCode::NOT_FOUND);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn get_values_of_a_parameter_should_return_the_simulated_devices_value() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;

@@ -45,6 +45,10 @@ pub enum Command {
         /// How often the simulated thermostat's measured temperature drifts (and is evented).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         change_every: std::time::Duration,
+        /// Connect the simulated MQTT devices and the gateway to this broker (`host:port`,
+        /// plain MQTT) instead of the demo's embedded one.
+        #[arg(long, value_name = "HOST:PORT")]
+        mqtt_broker: Option<String>,
     },
     /// Check and inspect device profiles.
     #[command(subcommand)]
@@ -90,6 +94,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
             let config = load_config(&config)?;
+            let adapters = adapters_for(&config)?;
             runtime()?.block_on(async {
                 let signal = ShutdownSignal::install()?;
                 crate::daemon::run(config, adapters, signal.wait()).await
@@ -99,6 +104,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo {
             state_dir,
             change_every,
+            mqtt_broker,
         } => {
             runtime()?.block_on(async {
                 let signal = ShutdownSignal::install()?;
@@ -107,6 +113,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     crate::demo::DemoOptions {
                         state_dir,
                         change_every,
+                        mqtt_broker,
                     },
                     adapters,
                     &mut stdout,
@@ -120,6 +127,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Devices(command) => devices::run(command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = load_config(&file)?;
+            let adapters = adapters_for(&config)?;
             let (catalog, findings) =
                 crate::profile::Catalog::load(&config.gateway.profile_dirs, &adapters);
             let mut failed = false;
@@ -152,15 +160,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Loads a config file, turning its located errors into one message.
 pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|errors| {
-        let n = errors.len();
-        let list = errors
-            .iter()
-            .map(|e| format!("  {e}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        anyhow::anyhow!("{n} error(s) in the config:\n{list}")
-    })
+    Config::load(path).map_err(config_errors)
+}
+
+/// Every error of a config, one per line.
+fn config_errors(errors: Vec<iotmc_adapter::LocatedError>) -> anyhow::Error {
+    let n = errors.len();
+    let list = errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    anyhow::anyhow!("{n} error(s) in the config:\n{list}")
+}
+
+/// The adapters set up from `config`, or every problem with their settings.
+fn adapters_for(config: &Config) -> anyhow::Result<AdapterSet> {
+    AdapterSet::for_config(config).map_err(config_errors)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

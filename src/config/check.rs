@@ -62,6 +62,10 @@ impl Config {
             );
         }
 
+        self.mqtt.check(source, &mut errors);
+        let mut fail =
+            |field: String, message: String| errors.push(source.error_at(&field, message));
+
         let mut group_names = HashSet::new();
         let mut vlans = HashSet::new();
         for (i, group) in self.groups.iter().enumerate() {

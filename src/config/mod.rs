@@ -40,6 +40,9 @@ pub struct Config {
     /// Managed devices.
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+    /// MQTT broker connections.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
     /// The file this came from (for locating errors found later).
     #[serde(skip)]
     pub source: TomlSource,
@@ -98,6 +101,11 @@ pub struct ListenSection {
     /// UDP port of SSDP (1900 is the standard's; other values only for tests and labs).
     #[serde(default = "default_ssdp_port")]
     pub ssdp_port: u16,
+    /// Base of the one-time firmware URLs given to devices that download their image (Tasmota),
+    /// e.g. `http://192.168.10.2:49152`, when they reach the gateway by another address than
+    /// the first served interface (NAT, another VLAN). Default: that interface and the HTTP port.
+    #[serde(default)]
+    pub image_base_url: Option<String>,
 }
 
 impl Default for ListenSection {
@@ -107,6 +115,7 @@ impl Default for ListenSection {
             http: default_http(),
             https: default_https(),
             ssdp_port: default_ssdp_port(),
+            image_base_url: None,
         }
     }
 }
@@ -352,10 +361,16 @@ impl Config {
             resolve(p);
         }
         t.device_cas.iter_mut().for_each(resolve);
+        for broker in &mut self.mqtt.brokers {
+            broker.paths_mut().for_each(resolve);
+        }
     }
 }
 
 mod check;
+mod mqtt;
+
+pub use mqtt::{BrokerConfig, BrokerTlsConfig, MqttConfig, VersionConfig};
 
 #[cfg(test)]
 mod tests;

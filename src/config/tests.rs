@@ -117,3 +117,66 @@ fn emergency_probation_below_an_hour_should_be_refused() {
         errors[0]
     );
 }
+
+const BROKERS: &str = r#"
+[[mqtt.brokers]]
+name = "plant-room"
+host = "127.0.0.1"
+username = "gateway"
+password_file = "secrets/mqtt-password"
+tls = { ca = "pki/broker-ca.pem", certificate = "pki/gw.pem", key = "pki/gw.key" }
+
+[[mqtt.brokers]]
+name = "legacy"
+host = "10.0.0.5"
+version = "3.1.1"
+keep_alive = "60s"
+"#;
+
+#[test]
+fn mqtt_brokers_should_load_with_defaults_and_resolved_paths() {
+    let config = load(&format!("{GOOD}{BROKERS}")).unwrap();
+    let [tls, plain] = &config.mqtt.brokers[..] else {
+        panic!("two brokers expected")
+    };
+    assert_eq!(tls.port(), 8883);
+    assert_eq!(plain.port(), 1883);
+    assert_eq!(tls.version, VersionConfig::V5);
+    assert_eq!(plain.version, VersionConfig::V311);
+    assert_eq!(plain.keep_alive, Duration::from_secs(60));
+    assert_eq!(tls.client_id("plant-room-1"), "iotmc-plant-room-1");
+    assert_eq!(
+        tls.tls.as_ref().unwrap().ca,
+        PathBuf::from("/etc/iotmc-gateway/pki/broker-ca.pem")
+    );
+    assert_eq!(
+        tls.password_file.as_deref(),
+        Some(Path::new("/etc/iotmc-gateway/secrets/mqtt-password"))
+    );
+}
+
+#[test]
+fn bad_mqtt_brokers_should_each_be_an_error_at_their_field() {
+    let text = format!(
+        "{GOOD}{}",
+        BROKERS
+            .replace("name = \"legacy\"", "name = \"plant-room\"")
+            .replace("keep_alive = \"60s\"", "keep_alive = \"2s\"")
+            .replace("username = \"gateway\"\n", "")
+            .replace(", key = \"pki/gw.key\"", "")
+    );
+    let errors = load(&text).unwrap_err();
+    let fields: Vec<_> = errors.iter().filter_map(|e| e.field.clone()).collect();
+    for expected in [
+        "mqtt.brokers[1].name",
+        "mqtt.brokers[1].keep_alive",
+        "mqtt.brokers[0].password_file",
+        "mqtt.brokers[0].tls",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "{expected} missing from {errors:?}"
+        );
+    }
+    assert!(errors.iter().any(|e| e.message.contains("declared twice")));
+}

@@ -9,6 +9,7 @@ use tracing::Instrument as _;
 use super::plan::plan_devices;
 use crate::adapters::AdapterSet;
 use crate::config::Config;
+use crate::firmware::ImageOffers;
 use crate::lifecycle::LifecycleState;
 use crate::profile::{Catalog, Severity};
 use crate::registry::{DeviceRecord, Registry, RegistryError, device_udn, unix_ms};
@@ -49,6 +50,7 @@ pub struct Gateway {
     config: Config,
     registry: Arc<Registry>,
     devices: Vec<ManagedDevice>,
+    offers: Arc<ImageOffers>,
 }
 
 impl Gateway {
@@ -119,10 +121,15 @@ impl Gateway {
                 link,
             });
         }
+        let offers = Arc::new(ImageOffers::default());
+        if let Some(base) = &config.listen.image_base_url {
+            offers.set_base_url(base);
+        }
         Ok(Self {
             config,
             registry: Arc::new(registry),
             devices,
+            offers,
         })
     }
 
@@ -139,6 +146,11 @@ impl Gateway {
     /// The registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// One-time download URLs for devices that pull their firmware.
+    pub fn image_offers(&self) -> &Arc<ImageOffers> {
+        &self.offers
     }
 
     /// Detaches every device and closes the registry.

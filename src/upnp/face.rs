@@ -120,7 +120,23 @@ impl UpnpFace {
             registry: Arc::clone(&registry),
             eventing,
             https_port: https.as_ref().map(|(_, addr, _)| addr.port()),
+            offers: Arc::clone(gateway.image_offers()),
         });
+        if config.listen.image_base_url.is_none() {
+            // Devices reach the gateway where controllers do: the first served address (or the
+            // listener's own address when it is bound to one).
+            let host = if http_addr.ip().is_unspecified() {
+                interfaces
+                    .first()
+                    .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |i| i.addr.into())
+            } else {
+                http_addr.ip()
+            };
+            state.offers.set_base_url(&format!(
+                "http://{}",
+                SocketAddr::new(host, http_addr.port())
+            ));
+        }
         services::register_events(&state);
         let config_id = registry.config_id_for(description::digest(&state))?;
         let server = server_header();

@@ -296,6 +296,9 @@ impl Connection {
                 self.method_not_allowed("GET, HEAD")
             };
         }
+        if let Some(token) = path.strip_prefix("/firmware/") {
+            return self.firmware_image(&req, token);
+        }
         let Some((udn, rest)) = path
             .strip_prefix("/upnp/")
             .and_then(|p| p.split_once('/'))
@@ -445,6 +448,32 @@ impl Connection {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request bodies are limited to {} bytes", soap::MAX_BODY),
         )
+    }
+
+    /// Serves a firmware image on offer (see [`crate::firmware::offers`]); the first GET takes
+    /// the offer.
+    fn firmware_image(&self, req: &Request<Incoming>, token: &str) -> Reply {
+        if req.method() != Method::GET {
+            return self.method_not_allowed("GET");
+        }
+        match self.site.state.offers.take(token) {
+            Some(offer) => {
+                tracing::info!(
+                    device = %offer.device_id,
+                    bytes = offer.bytes.len(),
+                    "firmware image downloaded"
+                );
+                self.reply(
+                    StatusCode::OK,
+                    "application/octet-stream",
+                    Bytes::from_owner(offer.bytes),
+                )
+            }
+            None => self.text(
+                StatusCode::NOT_FOUND,
+                "no firmware image is on offer at this URL: each URL serves one download and expires; the gateway offers a new one when it retries the update".into(),
+            ),
+        }
     }
 
     fn not_found(&self, path: &str) -> Reply {

@@ -59,6 +59,8 @@ pub struct FaceState {
     pub eventing: Eventing,
     /// Port of the HTTPS listener, when it runs (for error messages).
     pub https_port: Option<u16>,
+    /// Firmware images on offer to devices that pull them (served at `/firmware/<token>`).
+    pub offers: Arc<crate::firmware::ImageOffers>,
 }
 
 /// What a control URL addresses.

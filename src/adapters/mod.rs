@@ -4,14 +4,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use iotmc_adapter::Adapter;
+use iotmc_adapter::{Adapter, LocatedError};
+
+use crate::config::Config;
+
+#[cfg(feature = "mqtt")]
+mod mqtt;
 
 /// Every protocol the product serves, whether its adapter is built in or not.
 pub const KNOWN_PROTOCOLS: [&str; 4] = ["modbus", "mqtt", "zigbee", "ble"];
 
 /// The protocols whose adapter crates exist in this source tree (each behind a cargo feature of
 /// its name). An adapter crate adds itself here and to [`AdapterSet::built`] when it lands.
-pub const ADAPTER_CRATES: [&str; 1] = ["modbus"];
+pub const ADAPTER_CRATES: [&str; 2] = ["modbus", "mqtt"];
 
 /// The adapters available to this gateway, by protocol name.
 #[derive(Clone, Default)]
@@ -35,7 +40,31 @@ impl AdapterSet {
         {
             set = set.with(Arc::new(iotmc_adapter_modbus::ModbusAdapter::new()));
         }
+        #[cfg(feature = "mqtt")]
+        {
+            set = set.with(Arc::new(iotmc_adapter_mqtt::MqttAdapter::new(Vec::new())));
+        }
         set
+    }
+
+    /// The adapters compiled into this binary, set up from `config` (MQTT broker connections,
+    /// with their certificates and passwords read). Every problem is returned, located in the
+    /// config.
+    pub fn for_config(config: &Config) -> Result<Self, Vec<LocatedError>> {
+        #[allow(unused_mut)]
+        let mut set = Self::built();
+        #[cfg(feature = "mqtt")]
+        {
+            let brokers = mqtt::brokers(config)?;
+            set = set.with(Arc::new(iotmc_adapter_mqtt::MqttAdapter::new(brokers)));
+        }
+        #[cfg(not(feature = "mqtt"))]
+        if !config.mqtt.brokers.is_empty() {
+            tracing::warn!(
+                "[[mqtt.brokers]] is configured but the mqtt adapter is not built into this binary"
+            );
+        }
+        Ok(set)
     }
 
     /// This set with `adapter` added (tests use it to bring their own).
