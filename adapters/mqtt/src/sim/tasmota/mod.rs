@@ -97,6 +97,8 @@ struct Shared {
     unresponsive: AtomicBool,
     gone: AtomicBool,
     online: watch::Sender<bool>,
+    /// Commands received, answered or not.
+    received: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl TasmotaPlug {
             unresponsive: AtomicBool::new(false),
             gone: AtomicBool::new(false),
             online: watch::channel(false).0,
+            received: watch::channel(0).0,
         });
         let (control, commands) = mpsc::unbounded_channel();
         let task = tokio::spawn(session::run(broker, options, Arc::clone(&shared), commands));
@@ -149,6 +152,11 @@ impl TasmotaPlug {
         tokio::time::timeout(within, online.wait_for(|on| *on))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// How many commands reached it (also while it does not answer), watchable.
+    pub fn commands_received(&self) -> watch::Receiver<u64> {
+        self.shared.received.subscribe()
     }
 
     /// Whether a reset made it forget its Wi-Fi or broker, so that it will never come back.

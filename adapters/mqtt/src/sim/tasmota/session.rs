@@ -67,6 +67,8 @@ async fn session(
     let mut mqtt = MqttOptions::new(options.client_id(), broker.ip().to_string(), broker.port());
     mqtt.set_keep_alive(Duration::from_secs(30));
     mqtt.set_clean_session(true);
+    // Room for what a test injects (a 70 KB payload); Tasmota itself stays under 1.2 KB.
+    mqtt.set_max_packet_size(512 * 1024, 512 * 1024);
     mqtt.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtMostOnce, true));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 512);
     let device = Device {
@@ -91,12 +93,13 @@ async fn session(
                     device.apply(effects, &upgrades_tx);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if shared.unresponsive.load(Ordering::SeqCst) {
-                        continue;
-                    }
                     let Some((Prefix::Cmnd, command)) = topics.classify(&publish.topic) else {
                         continue;
                     };
+                    shared.received.send_modify(|n| *n += 1);
+                    if shared.unresponsive.load(Ordering::SeqCst) {
+                        continue;
+                    }
                     let payload = String::from_utf8_lossy(&publish.payload).into_owned();
                     let effects = shared.plug().command(command, &payload);
                     if let Some(down) = device.apply(effects, &upgrades_tx) {

@@ -23,12 +23,20 @@ struct Observer {
 
 impl Observer {
     async fn start(broker: &EmbeddedBroker, topic: &str) -> Self {
+        Self::watching(
+            broker,
+            topic,
+            &[format!("stat/{topic}/#"), format!("tele/{topic}/#")],
+        )
+        .await
+    }
+
+    async fn watching(broker: &EmbeddedBroker, topic: &str, filters: &[String]) -> Self {
         let addr = broker.v311_addr();
-        let mut options = MqttOptions::new(
-            format!("observer-{topic}"),
-            addr.ip().to_string(),
-            addr.port(),
-        );
+        // A client id of its own: a second connection with the same id would take the
+        // session over.
+        let id = format!("observer-{topic}-{:08x}", rand::random::<u32>());
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, messages) = mpsc::unbounded_channel();
@@ -51,10 +59,11 @@ impl Observer {
             }
         });
         client
-            .subscribe_many([
-                rumqttc::SubscribeFilter::new(format!("stat/{topic}/#"), QoS::AtLeastOnce),
-                rumqttc::SubscribeFilter::new(format!("tele/{topic}/#"), QoS::AtLeastOnce),
-            ])
+            .subscribe_many(
+                filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+            )
             .await
             .unwrap();
         tokio::time::timeout(WAIT, ready).await.unwrap().unwrap();
@@ -111,7 +120,10 @@ async fn plug_should_announce_itself_and_answer_like_tasmota() {
     let plug = TasmotaPlug::start(broker.v311_addr(), PlugOptions::new("sim_a"));
     let mut observer = Observer::start(&broker, "sim_a").await;
     assert!(plug.wait_online(WAIT).await);
-    let (_, retained) = observer.expect("LWT", "Online").await;
+    observer.expect("LWT", "Online").await;
+    // Whoever subscribes later gets it from the broker's retained store.
+    let mut late = Observer::watching(&broker, "sim_a", &["tele/sim_a/LWT".to_owned()]).await;
+    let (_, retained) = late.expect("LWT", "Online").await;
     assert!(retained, "the LWT must be retained");
     observer.command("Power1", "OFF").await;
     observer.expect("RESULT", r#"{"POWER":"OFF"}"#).await;
