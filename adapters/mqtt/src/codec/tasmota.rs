@@ -782,6 +782,67 @@ resolution = 0.1
         assert_eq!(infer_severity("APP: Restarting"), Severity::Informational);
     }
 
+    /// A cheap stand-in for the fuzz target until one is added under tests/fuzz: real payloads,
+    /// cut and with bytes flipped, and random bytes, through every decoder.
+    #[test]
+    fn decoders_should_never_panic_on_mangled_payloads() {
+        let seeds: [&[u8]; 6] = [
+            br#"{"POWER":"ON"}"#,
+            br#"{"StatusSNS":{"ENERGY":{"Power":45,"Voltage":231}}}"#,
+            br#"{"Upgrade":"Failed Verify Bin Header Failed"}"#,
+            b"12:34:56.789 MQT: stat/plug/RESULT = {\"POWER\":\"ON\"}",
+            br#"{"PulseTime1":{"Set":0,"Remaining":0}}"#,
+            b"Online",
+        ];
+        let p = profile();
+        let power = p.parameter("power").unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let seed = seeds[round % seeds.len()];
+            let mut bytes = seed.to_vec();
+            let cut = usize::try_from(next() % (bytes.len() as u64 + 1)).unwrap();
+            bytes.truncate(cut.max(1));
+            for _ in 0..next() % 4 {
+                let at = usize::try_from(next() % bytes.len() as u64).unwrap();
+                bytes[at] = u8::try_from(next() % 256).unwrap();
+            }
+            if round % 7 == 0 {
+                bytes = (0..next() % 64)
+                    .map(|_| u8::try_from(next() % 256).unwrap())
+                    .collect();
+            }
+            for suffix in [
+                "RESULT", "STATUS8", "STATUS0", "UPGRADE", "LOGGING", "POWER",
+            ] {
+                if let Ok(StatMessage::Result(object) | StatMessage::Status(_, object)) =
+                    decode_stat("stat/plug/x", suffix, &bytes)
+                {
+                    let json = Json::Object(object);
+                    let _ = Expect::Result("Power1".into()).answer(&StatMessage::Result(
+                        json.as_object().cloned().unwrap_or_default(),
+                    ));
+                    if let Some(found) = lookup(&json, "/StatusSNS/ENERGY/Power") {
+                        let _ = decode_value(power, &[], found);
+                    }
+                }
+            }
+            let _ = decode_lwt(&bytes);
+            let _ = decode_log_line("stat/plug/LOGGING", &bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = core_version(text);
+                let _ = lookup(&Json::Null, text);
+                let _ = answers_command(text, "POWER");
+                let _ = is_command_name(text);
+            }
+        }
+    }
+
     #[test]
     fn command_names_should_be_letters_digits_and_underscores() {
         assert!(is_command_name("Power1"));
