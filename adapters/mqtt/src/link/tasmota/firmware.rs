@@ -101,7 +101,14 @@ impl UrlPullFirmware {
                 }
                 event = events.recv() => match event {
                     Ok(LinkEvent::Availability { availability: Availability::Offline, .. }) => went_offline = true,
-                    Ok(LinkEvent::Availability { availability: Availability::Online, .. }) if went_offline => return Ok(()),
+                    // Back after going away once the download was reported: the restart. Away
+                    // and back before the report was something else (a broker reconnect).
+                    Ok(LinkEvent::Availability { availability: Availability::Online, .. }) if went_offline => {
+                        if reported {
+                            return Ok(());
+                        }
+                        went_offline = false;
+                    }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return Err(LinkError::Closed),
                 },
