@@ -131,7 +131,7 @@ impl DeviceValue {
 
 impl ParameterMap {
     /// The value map as pairs of device word and parameter value, normalised to the
-    /// parameter's type (checked by [`check`]).
+    /// parameter's type (checked when the profile is loaded).
     pub fn value_map(&self, parameter: &Parameter) -> Vec<(String, Value)> {
         self.map
             .iter()
