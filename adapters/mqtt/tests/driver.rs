@@ -827,3 +827,130 @@ async fn discovery_should_report_each_announced_device_once() {
         panic!("expected nothing more, got {more:?}");
     }
 }
+
+/// A TLS terminator on loopback in front of the broker's plain MQTT 5 port, with a server
+/// certificate for 127.0.0.1 signed by a fresh CA. Returns its address and the CA's PEM.
+async fn tls_front(upstream: SocketAddr) -> (SocketAddr, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rumqttc::tokio_rustls::TlsAcceptor;
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&server_key, &Issuer::from_params(&ca_params, &ca_key))
+        .expect("server certificate");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![server.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+    )
+    .expect("server TLS config");
+    let acceptor = TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(inbound).await else {
+                    return;
+                };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut outbound).await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_should_work_with_the_right_ca_and_say_why_it_fails_otherwise() {
+    use iotmc_adapter_mqtt::settings::tls_client_config;
+    let broker = EmbeddedBroker::start().unwrap();
+    let (front, ca) = tls_front(broker.v5_addr()).await;
+
+    let mut tls = settings(front, MqttVersion::V5, "gw-tls");
+    tls.tls = Some(tls_client_config(ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(tls);
+    connected(&handle).await;
+    let mut echo = subscribed(&handle, "tls/echo").await;
+    handle
+        .publish(Outgoing::new("tls/echo", "secret"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut echo).await.text(), Some("secret"));
+
+    // Another CA: the server certificate is not trusted.
+    let (_, other_ca) = tls_front(broker.v5_addr()).await;
+    let mut untrusted = settings(front, MqttVersion::V5, "gw-tls-untrusted");
+    untrusted.tls = Some(tls_client_config(other_ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(untrusted);
+    let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    let text = state.to_string();
+    assert!(
+        text.contains("TLS handshake failed") && text.contains("certificate"),
+        "{text}"
+    );
+
+    // TLS to a port that speaks plain MQTT.
+    let mut plain = settings(broker.v5_addr(), MqttVersion::V5, "gw-tls-plain");
+    plain.tls = Some(tls_client_config(ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(plain);
+    let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    assert!(
+        state.to_string().contains("TLS handshake failed"),
+        "{state}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_of_every_qos_should_be_delivered_in_order() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let handle = v5(&broker, "gw-qos");
+    let publisher = v311(&broker, "pub-qos");
+    connected(&handle).await;
+    connected(&publisher).await;
+    let mut subscription = subscribed(&handle, "qos/+").await;
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        publisher
+            .publish(Outgoing::new(format!("qos/{i}"), format!("{qos:?}")).with_qos(qos))
+            .await
+            .unwrap_or_else(|e| panic!("{qos:?}: {e}"));
+    }
+    for expected in ["AtMostOnce", "AtLeastOnce", "ExactlyOnce"] {
+        assert_eq!(next(&mut subscription).await.text(), Some(expected));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_while_the_broker_is_down_should_not_be_ready() {
+    let handle = BrokerHandle::spawn(settings(unused_addr(), MqttVersion::V5, "gw-notready"));
+    wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    let mut subscription = handle.subscribe("a/#").await.unwrap();
+    let err = subscription.ready().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`a/#`") && text.contains("connection refused"),
+        "{text}"
+    );
+    // And an invalid filter is our own refusal.
+    let err = handle.subscribe("a/#/b").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+}
