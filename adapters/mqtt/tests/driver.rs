@@ -954,3 +954,23 @@ async fn a_subscription_while_the_broker_is_down_should_not_be_ready() {
     let err = handle.subscribe("a/#/b").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
 }
+
+/// The reconnect delays run on tokio's clock, so paused time goes through them at once.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn reconnect_delays_should_double_from_half_a_second_under_paused_time() {
+    let handle = BrokerHandle::spawn(settings(unused_addr(), MqttVersion::V311, "gw-paused"));
+    let mut state = handle.state();
+    let mut delays = Vec::new();
+    let collect = async {
+        while delays.len() < 8 {
+            state.changed().await.expect("the driver runs");
+            if let ConnectionState::Down { retry_in, .. } = &*state.borrow_and_update() {
+                delays.push(retry_in.as_millis());
+            }
+        }
+    };
+    timeout(Duration::from_secs(600), collect)
+        .await
+        .expect("eight failed attempts within ten minutes of paused time");
+    assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+}

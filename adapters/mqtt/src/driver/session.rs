@@ -504,3 +504,128 @@ pub(super) fn hex(bytes: &Bytes) -> String {
         s
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    const ENDPOINT: &str = "broker.local:1883";
+
+    fn v4(e: rumqttc::ConnectionError) -> String {
+        v4_reason(&e, ENDPOINT, 1024)
+    }
+
+    fn v5(e: rumqttc::v5::ConnectionError) -> String {
+        v5_reason(&e, ENDPOINT, 1024)
+    }
+
+    #[test]
+    fn connection_failures_should_read_as_reasons() {
+        use rumqttc::{ConnectReturnCode as C, ConnectionError as E, StateError as S};
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            v4(E::Io(refused)),
+            "connection refused by broker.local:1883"
+        );
+        assert_eq!(
+            v4(E::ConnectionRefused(C::BadUserNamePassword)),
+            "bad user name or password"
+        );
+        assert_eq!(v4(E::ConnectionRefused(C::NotAuthorized)), "not authorised");
+        assert!(v4(E::MqttState(S::AwaitPingResp)).starts_with("keep-alive timeout"));
+        assert_eq!(
+            v4(E::MqttState(S::ConnectionAborted)),
+            "the broker closed the connection"
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            v4(E::MqttState(S::Io(reset))),
+            "the broker closed the connection"
+        );
+        let too_large = v4(E::MqttState(S::Deserialization(
+            rumqttc::Error::PayloadSizeLimitExceeded(5000),
+        )));
+        assert!(
+            too_large.contains("5000 bytes") && too_large.contains("max_packet_size of 1024"),
+            "{too_large}"
+        );
+    }
+
+    #[test]
+    fn mqtt5_connection_failures_should_read_as_reasons() {
+        use p5::{ConnectReturnCode as C, DisconnectReasonCode as D};
+        use rumqttc::v5::{ConnectionError as E, StateError as S};
+        assert_eq!(
+            v5(E::ConnectionRefused(C::BadUserNamePassword)),
+            "bad user name or password"
+        );
+        assert_eq!(
+            v5(E::MqttState(S::ConnFail {
+                reason: C::NotAuthorized
+            })),
+            "not authorised"
+        );
+        let disconnect = v5(E::MqttState(S::ServerDisconnect {
+            reason_code: D::SessionTakenOver,
+            reason_string: Some("another client with this id".into()),
+        }));
+        assert_eq!(
+            disconnect,
+            "the broker closed the connection: SessionTakenOver (another client with this id)"
+        );
+        let too_large = v5(E::MqttState(S::IncomingPacketTooLarge {
+            pkt_size: 4109,
+            max: 1024,
+        }));
+        assert!(too_large.contains("4109 bytes"), "{too_large}");
+    }
+
+    #[test]
+    fn refused_acknowledgements_should_carry_their_reason_code() {
+        use rumqttc::v5::Event as E;
+        use rumqttc::v5::mqttbytes::v5::Packet as P;
+        let mut puback = p5::PubAck::new(7, None);
+        puback.reason = p5::PubAckReason::NotAuthorized;
+        let Event::PubAck { pkid, refused } = v5_event(E::Incoming(P::PubAck(puback))) else {
+            panic!("not a PUBACK");
+        };
+        assert_eq!(
+            (pkid, refused.as_deref()),
+            (7, Some("PUBACK 0x87 (not authorised)"))
+        );
+
+        let suback = p5::SubAck {
+            pkid: 9,
+            return_codes: vec![
+                p5::SubscribeReasonCode::Success(rumqttc::v5::mqttbytes::QoS::AtLeastOnce),
+                p5::SubscribeReasonCode::TopicFilterInvalid,
+            ],
+            properties: None,
+        };
+        let Event::SubAck { pkid, results } = v5_event(E::Incoming(P::SubAck(suback))) else {
+            panic!("not a SUBACK");
+        };
+        assert_eq!(pkid, 9);
+        assert_eq!(
+            results,
+            [Ok(()), Err("SUBACK 0x8F (topic filter invalid)".to_owned())]
+        );
+    }
+
+    #[test]
+    fn mqtt5_properties_should_survive_the_conversion() {
+        let properties = Properties {
+            response_topic: Some("iotmc/gw/reply/ab".into()),
+            correlation_data: Some(Bytes::from_static(&[1, 2, 3])),
+            content_type: Some("application/json".into()),
+            user: vec![("k".into(), "v".into())],
+        };
+        let converted = p5_properties(&properties);
+        assert_eq!(converted.response_topic, properties.response_topic);
+        assert_eq!(converted.correlation_data, properties.correlation_data);
+        assert_eq!(converted.content_type, properties.content_type);
+        assert_eq!(converted.user_properties, properties.user);
+        assert_eq!(hex(&Bytes::from_static(&[0x0a, 0xff])), "0aff");
+    }
+}
