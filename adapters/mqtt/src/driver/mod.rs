@@ -32,6 +32,7 @@ use crate::topic;
 use iotmc_adapter::LinkError;
 
 mod backoff;
+mod reason;
 mod session;
 mod task;
 
