@@ -118,14 +118,10 @@ fn property_paths_should_be_two_homie_ids_used_once() {
     let text = format!("{COMMON}{GOOD}")
         .replace("\"thermostat/temperature\"", "\"Thermostat/temperature\"")
         .replace("\"system/serial\"", "\"serial\"");
-    let errors = errors(&text);
+    let found = errors(&text);
+    assert_error(&found, "mqtt.homie.parameters.temperature", "two Homie IDs");
     assert_error(
-        &errors,
-        "mqtt.homie.parameters.temperature",
-        "two Homie IDs",
-    );
-    assert_error(
-        &errors,
+        &found,
         "mqtt.homie.identity.serial.property",
         "<node>/<property>",
     );
