@@ -6,7 +6,7 @@
 //! | property                 | datatype | format            | settable | retained |
 //! |--------------------------|----------|-------------------|----------|----------|
 //! | `thermostat/temperature` | float    | `-40:125`, °C     | no       | yes      |
-//! | `thermostat/setpoint`    | float    | `5:30:0.5`, °C    | yes      | yes (with `$target`) |
+//! | `thermostat/setpoint`    | float    | `5:30:0.5`, °C    | yes      | yes      |
 //! | `thermostat/mode`        | enum     | `off,heat,cool,auto` | yes   | yes      |
 //! | `thermostat/heating`     | boolean  | `idle,heating`    | no       | yes      |
 //! | `system/uptime`          | integer  | `0:`, s           | no       | yes      |
@@ -113,12 +113,11 @@ impl Thermostat {
         .to_string()
     }
 
-    /// Every retained value, as published on (re)connection. The setpoint's `$target` comes
-    /// with it: a property using `$target` uses it for every update, the first included.
+    /// Every retained value, as published on (re)connection. (No property uses `$target`:
+    /// Homie meant it for slow transitions, and every change here is immediate.)
     pub fn retained(&self) -> Vec<(&'static str, String)> {
         vec![
             ("thermostat/temperature", tenths(self.temperature)),
-            ("thermostat/setpoint/$target", self.setpoint.to_string()),
             ("thermostat/setpoint", self.setpoint.to_string()),
             ("thermostat/mode", self.mode.to_owned()),
             ("thermostat/heating", self.heating.to_string()),
@@ -148,10 +147,7 @@ impl Thermostat {
                     ));
                 }
                 self.setpoint = rounded;
-                SetOutcome::Publish(vec![
-                    ("thermostat/setpoint/$target", payload.to_owned()),
-                    ("thermostat/setpoint", rounded.to_string()),
-                ])
+                SetOutcome::Publish(vec![("thermostat/setpoint", rounded.to_string())])
             }
             "thermostat/mode" => match MODES.iter().find(|m| **m == payload) {
                 Some(mode) => {
@@ -230,10 +226,7 @@ mod tests {
         let mut t = Thermostat::new("TH-1");
         assert_eq!(
             t.set("thermostat/setpoint", "22.3"),
-            SetOutcome::Publish(vec![
-                ("thermostat/setpoint/$target", "22.3".into()),
-                ("thermostat/setpoint", "22.5".into())
-            ])
+            SetOutcome::Publish(vec![("thermostat/setpoint", "22.5".into())])
         );
         assert!(matches!(
             t.set("thermostat/setpoint", "30.5"),
