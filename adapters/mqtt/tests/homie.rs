@@ -1,6 +1,8 @@
 //! The Homie 5 dialect end to end: the embedded broker (rumqttd on loopback), the simulated
 //! thermostat (MQTT 3.1.1) or a hand-driven fake device, and the adapter's link (MQTT 5).
 #![cfg(feature = "sim")]
+// Test helpers outside #[test] functions unwrap too: a failed step fails the test.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -197,8 +197,8 @@ pub fn decode_description(topic: &str, payload: &[u8]) -> Result<Description, Pa
             ));
         }
     };
-    let name = optional_string(&device, "name").map_err(|e| fail(e))?;
-    let device_type = optional_string(&device, "type").map_err(|e| fail(e))?;
+    let name = optional_string(&device, "name").map_err(&fail)?;
+    let device_type = optional_string(&device, "type").map_err(&fail)?;
     let mut skipped = Vec::new();
     let nodes = match device.get("nodes") {
         None => BTreeMap::new(),

@@ -50,7 +50,7 @@ use crate::profile::HomieSection;
 use crate::profile::homie::{ActionConfirm, DescriptionField, IdentitySource};
 use follow::{Followed, follow};
 use logs::{DeviceLog, LOG_CAPACITY, LogRing};
-use view::{DeviceView, Expectation, Mapping, Outcome};
+use view::{DeviceView, Expectation, Mapping, Outcome, Written};
 
 /// The device view, and a counter bumped on every change so waiters wake.
 #[derive(Debug)]
@@ -437,7 +437,7 @@ impl DeviceLink for HomieLink {
                 .map(|(parameter, path, payload, value)| Expectation::Echo {
                     path: path.clone(),
                     payload: payload.clone(),
-                    value: Some((parameter.clone(), value.clone())),
+                    value: Some(Written::new(parameter, value.clone())),
                 })
                 .collect(),
         );

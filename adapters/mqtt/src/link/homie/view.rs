@@ -102,14 +102,47 @@ pub(crate) enum Expectation {
         path: PropertyPath,
         /// The payload sent; a `$target` must repeat it byte for byte, a value may.
         payload: String,
-        /// The parameter and value written, to compare a value within its resolution.
-        value: Option<(Parameter, Value)>,
+        /// The value written, to compare a reported one within its parameter's resolution.
+        value: Option<Written>,
     },
     /// The device's `$state` leaves `ready` (it restarts).
     LeavesReady {
         /// [`DeviceView::times_left_ready`] when the action was sent.
         since: u64,
     },
+}
+
+/// A value written to a parameter, with what comparing it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written {
+    /// The value.
+    pub(crate) value: Value,
+    /// The parameter's type.
+    pub(crate) value_type: ValueType,
+    /// The parameter's resolution.
+    pub(crate) resolution: Option<f64>,
+}
+
+impl Written {
+    /// `value` written to `parameter`.
+    pub(crate) fn new(parameter: &Parameter, value: Value) -> Self {
+        Self {
+            value,
+            value_type: parameter.value_type,
+            resolution: parameter.resolution,
+        }
+    }
+
+    /// Whether the device reporting `reported` took this value, within the resolution.
+    pub(crate) fn matches(&self, reported: &Value) -> bool {
+        match (self.value_type, reported.as_f64(), self.value.as_f64()) {
+            (ValueType::Float, Some(a), Some(b)) => {
+                let tolerance = self.resolution.map_or(1e-9 * a.abs().max(1.0), |r| r / 2.0);
+                (a - b).abs() <= tolerance
+            }
+            _ => *reported == self.value,
+        }
+    }
 }
 
 /// Where an expectation stands.
@@ -188,13 +221,13 @@ impl DeviceView {
         let outcome = match &expectation {
             Expectation::Echo {
                 path,
-                value: Some((parameter, value)),
+                value: Some(written),
                 ..
             } if self
                 .values
                 .get(path)
                 .and_then(|r| r.value.as_ref())
-                .is_some_and(|now| same(parameter, now, value)) =>
+                .is_some_and(|now| written.matches(now)) =>
             {
                 // Setting what the device already reports: nothing to wait for.
                 Outcome::Met
@@ -381,7 +414,7 @@ impl DeviceView {
                 && *expected == path
             {
                 let echoed = match (written, &value) {
-                    (Some((parameter, written)), Some(now)) => same(parameter, now, written),
+                    (Some(written), Some(now)) => written.matches(now),
                     _ => sent.as_bytes() == payload,
                 };
                 if echoed {
@@ -469,19 +502,6 @@ fn take_alert(topic: &str, id: &str, payload: &[u8]) -> Vec<Effect> {
             fields,
         }],
         Err(e) => vec![Effect::Warn(format!("{e}; the alert is dropped"))],
-    }
-}
-
-/// Whether a value the device reports is the one written, within the parameter's resolution.
-pub(crate) fn same(parameter: &Parameter, reported: &Value, written: &Value) -> bool {
-    match (parameter.value_type, reported.as_f64(), written.as_f64()) {
-        (ValueType::Float, Some(a), Some(b)) => {
-            let tolerance = parameter
-                .resolution
-                .map_or(1e-9 * a.abs().max(1.0), |r| r / 2.0);
-            (a - b).abs() <= tolerance
-        }
-        _ => reported == written,
     }
 }
 

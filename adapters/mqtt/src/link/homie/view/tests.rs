@@ -244,7 +244,7 @@ fn a_write_should_be_confirmed_by_the_value_within_its_resolution() {
     let id = d.view.expect(Expectation::Echo {
         path: path("thermostat/setpoint"),
         payload: "22.3".into(),
-        value: Some((setpoint, Value::Float(22.3))),
+        value: Some(Written::new(&setpoint, Value::Float(22.3))),
     });
     assert_eq!(d.view.outcome(id), Outcome::Waiting);
     d.take("thermostat/setpoint", "21.5");
@@ -266,7 +266,7 @@ fn a_write_should_be_confirmed_by_the_exact_target() {
     let id = d.view.expect(Expectation::Echo {
         path: path("thermostat/mode"),
         payload: "heat".into(),
-        value: Some((mode, Value::Text("heat".into()))),
+        value: Some(Written::new(&mode, Value::Text("heat".into()))),
     });
     d.take("thermostat/mode/$target", "Heat");
     assert_eq!(d.view.outcome(id), Outcome::Waiting);
@@ -312,7 +312,7 @@ fn setting_what_the_device_already_reports_should_need_no_echo() {
     let id = d.view.expect(Expectation::Echo {
         path: path("thermostat/setpoint"),
         payload: "21".into(),
-        value: Some((setpoint, Value::Float(21.0))),
+        value: Some(Written::new(&setpoint, Value::Float(21.0))),
     });
     assert_eq!(d.view.outcome(id), Outcome::Met);
 }
