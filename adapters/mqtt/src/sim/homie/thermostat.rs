@@ -167,8 +167,9 @@ impl Thermostat {
         }
     }
 
-    /// Lets `elapsed` pass: the room warms while heating, cools while cooling, and drifts to
-    /// ambient otherwise, 0.1 °C per tick. Returns the values that changed.
+    /// One tick of `elapsed`: the room warms while heating, cools while cooling, and drifts
+    /// to ambient otherwise, 0.1 °C per tick; the uptime counts whole seconds, at least one
+    /// per tick (a fast-ticking simulator ages fast). Returns the values that changed.
     pub fn tick(&mut self, elapsed: Duration) -> Vec<(&'static str, String)> {
         let before = self.clone();
         let heat = matches!(self.mode, "heat" | "auto") && self.temperature < self.setpoint - 0.05;
