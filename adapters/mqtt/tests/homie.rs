@@ -517,3 +517,83 @@ async fn a_reboot_should_be_accepted_once_the_device_leaves_ready_and_it_should_
     );
     drop(device);
 }
+
+/// A TCP proxy on loopback in front of the broker, whose connections can be cut.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cuts) = watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_connection_lost_during_a_write_should_fail_it_at_once_and_the_link_recover() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let proxy = Proxy::start(broker.v5_addr()).await;
+    let fake = FakeDevice::start(&broker, "far-away").await;
+    let mut sets = fake.sets().await;
+    fake.come_up(&description(|d| d)).await;
+    let adapter = MqttAdapter::new(vec![BrokerSettings::plain(
+        "plant",
+        "127.0.0.1",
+        proxy.addr.port(),
+        "gateway-far-away",
+    )]);
+    // A long timeout: the failure must come from the dropped connection, not from waiting.
+    let profile = profile("60s");
+    let link = adapter
+        .attach(&DeviceBinding {
+            device_id: "dut-far-away".into(),
+            profile: Arc::clone(&profile),
+            address: "mqtt://plant/far-away".into(),
+        })
+        .await
+        .unwrap();
+    link.identify().await.unwrap();
+    let mut events = link.events();
+
+    let values = one("setpoint", Value::Float(23.0));
+    let write = link.write(&values);
+    let cut = async {
+        next_set(&mut sets).await;
+        proxy.cut();
+    };
+    let (written, ()) = timeout(DEADLINE, async { tokio::join!(write, cut) })
+        .await
+        .expect("the write hung after the broker connection dropped");
+    let err = written.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert!(err.to_string().contains("broker `plant`"), "{err}");
+    next_availability(&mut events, Availability::Offline).await;
+
+    // The driver reconnects and resubscribes; the retained state and values come again.
+    next_availability(&mut events, Availability::Online).await;
+    let readings = link.read(&["setpoint".to_owned()]).await.unwrap();
+    assert_eq!(readings["setpoint"], Value::Float(21.0));
+}
