@@ -223,7 +223,7 @@ impl SimulatedDevice for GenericDevice {
 enum Incoming {
     Connected,
     Subscribed,
-    Publish(Publish),
+    Publish(Box<Publish>),
     Lost,
     Disconnected,
 }
@@ -301,7 +301,7 @@ async fn run(
                 let incoming = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Incoming::Connected,
                     Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
-                    Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Publish(p),
+                    Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Publish(Box::new(p)),
                     Ok(Event::Outgoing(Sent::Disconnect)) => {
                         let _ = tx.send(Incoming::Disconnected).await;
                         return;
