@@ -145,3 +145,105 @@ pub fn tls_client_config(
     };
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    /// A CA, and a client certificate it signed with the client's key, all PEM.
+    struct Pki {
+        ca: String,
+        client: String,
+        client_key: String,
+    }
+
+    fn pki() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(vec!["gateway".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &Issuer::from_params(&ca_params, &ca_key))
+            .unwrap();
+        Pki {
+            ca: ca.pem(),
+            client: client.pem(),
+            client_key: client_key.serialize_pem(),
+        }
+    }
+
+    #[test]
+    fn a_ca_and_a_matching_client_pair_should_build_a_config() {
+        let pki = pki();
+        let config = tls_client_config(
+            pki.ca.as_bytes(),
+            Some((pki.client.as_bytes(), pki.client_key.as_bytes())),
+        )
+        .unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        let server_only = tls_client_config(pki.ca.as_bytes(), None).unwrap();
+        assert!(!server_only.client_auth_cert_resolver.has_certs());
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_should_say_so() {
+        let pki = pki();
+        for empty in [&b""[..], b"not PEM at all", pki.client_key.as_bytes()] {
+            let err = tls_client_config(empty, None).unwrap_err();
+            assert_eq!(err, "the CA file holds no certificate");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_with_broken_pem_should_say_so() {
+        let broken =
+            "-----BEGIN CERTIFICATE-----\n!!!! not base64 !!!!\n-----END CERTIFICATE-----\n";
+        let err = tls_client_config(broken.as_bytes(), None).unwrap_err();
+        assert!(err.starts_with("the CA file is not valid PEM"), "{err}");
+        // Valid PEM around bytes that are no certificate.
+        let junk = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        let err = tls_client_config(junk.as_bytes(), None).unwrap_err();
+        assert!(
+            err.starts_with("the CA certificate cannot be used"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_client_key_that_does_not_fit_the_certificate_should_say_so() {
+        let pki = pki();
+        let other_key = KeyPair::generate().unwrap().serialize_pem();
+        let err = tls_client_config(
+            pki.ca.as_bytes(),
+            Some((pki.client.as_bytes(), other_key.as_bytes())),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("the client certificate and key do not fit together"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_client_certificates_or_keys_should_say_which() {
+        let pki = pki();
+        let err = tls_client_config(
+            pki.ca.as_bytes(),
+            Some((pki.client_key.as_bytes(), pki.client_key.as_bytes())),
+        )
+        .unwrap_err();
+        assert_eq!(err, "the client certificate file holds no certificate");
+        let err = tls_client_config(
+            pki.ca.as_bytes(),
+            Some((pki.client.as_bytes(), pki.client.as_bytes())),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("the client key file holds no usable private key"),
+            "{err}"
+        );
+    }
+}

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use iotmc_adapter::{ErrorKind, LinkError};
-use iotmc_adapter_mqtt::driver::{BrokerHandle, ConnectionState, Request, Subscription};
-use iotmc_adapter_mqtt::frame::{Message, Outgoing, Properties};
+use iotmc_adapter_mqtt::driver::{
+    BrokerHandle, ConnectionState, Request, SUBSCRIPTION_QUEUE, Subscription,
+};
+use iotmc_adapter_mqtt::frame::{Message, Outgoing, Properties, QoS};
 use iotmc_adapter_mqtt::sim::EmbeddedBroker;
 use iotmc_adapter_mqtt::{BrokerSettings, MqttVersion};
 use tokio::sync::mpsc;
@@ -461,8 +463,8 @@ async fn publishing_while_down_should_fail_at_once_naming_the_broker() {
 
 /// A loopback address nothing listens on.
 fn unused_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    listener.local_addr().expect("bound address")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,4 +501,456 @@ async fn dropping_the_last_handle_should_stop_the_driver() {
         .unwrap()
         .unwrap();
     assert_eq!(timeout(DEADLINE, subscription.recv()).await.unwrap(), None);
+}
+
+/// A TCP proxy on loopback between a handle and the broker, whose connections can be cut.
+struct Proxy {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Closes every connection through the proxy (new ones are accepted).
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_should_come_back_with_its_subscriptions() {
+    let broker = EmbeddedBroker::start().unwrap();
+    for (version, upstream) in [
+        (MqttVersion::V5, broker.v5_addr()),
+        (MqttVersion::V311, broker.v311_addr()),
+    ] {
+        let proxy = Proxy::start(upstream).await;
+        let handle = BrokerHandle::spawn(settings(
+            proxy.addr,
+            version,
+            &format!("gw-cut-{version:?}"),
+        ));
+        let publisher = v5(&broker, &format!("pub-cut-{version:?}"));
+        connected(&handle).await;
+        connected(&publisher).await;
+        let mut subscription = subscribed(&handle, "cut/+/state").await;
+
+        proxy.cut();
+        let down = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(down.to_string().contains("closed the connection"), "{down}");
+        connected(&handle).await;
+
+        publisher
+            .publish(Outgoing::new("cut/1/state", "after"))
+            .await
+            .unwrap();
+        let message = next(&mut subscription).await;
+        assert_eq!(message.text(), Some("after"), "{version}");
+        // The subscription counts as established again.
+        timeout(DEADLINE, subscription.ready())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_connection_dropped_should_say_so_when_it_times_out() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let proxy = Proxy::start(broker.v5_addr()).await;
+    let handle = BrokerHandle::spawn(settings(proxy.addr, MqttVersion::V5, "gw-cut-req"));
+    connected(&handle).await;
+    let mut seen = subscribed(&handle, "dev/silent/rpc").await;
+
+    let request = handle.request(Request {
+        message: Outgoing::new("dev/silent/rpc", "reboot"),
+        timeout: Duration::from_millis(1500),
+    });
+    let cut = async {
+        // The request is out once the broker echoes it to our own subscription.
+        next(&mut seen).await;
+        proxy.cut();
+    };
+    let (result, ()) = tokio::join!(request, cut);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("broker `test` dropped at") && text.contains("may have carried out"),
+        "{text}"
+    );
+}
+
+/// rumqttc's codec refuses a packet above the limit and drops the connection (rumqttd also
+/// ignores the MQTT 5 Maximum Packet Size the client announces), so the driver reconnects:
+/// the oversized message is lost, the state says why, and the subscription works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_above_the_packet_limit_should_be_dropped_and_the_connection_come_back() {
+    let broker = EmbeddedBroker::start().unwrap();
+    for (version, addr) in [
+        (MqttVersion::V5, broker.v5_addr()),
+        (MqttVersion::V311, broker.v311_addr()),
+    ] {
+        let mut small = settings(addr, version, &format!("gw-small-{version:?}"));
+        small.max_packet_size = 1024;
+        let handle = BrokerHandle::spawn(small);
+        let publisher = v5(&broker, &format!("pub-big-{version:?}"));
+        connected(&handle).await;
+        connected(&publisher).await;
+        let mut subscription = subscribed(&handle, "big/#").await;
+
+        publisher
+            .publish(Outgoing::new("big/blob", vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        let down = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(
+            down.to_string().contains("max_packet_size of 1024"),
+            "{down}"
+        );
+        connected(&handle).await;
+
+        publisher
+            .publish(Outgoing::new("big/small", "fits"))
+            .await
+            .unwrap();
+        let message = next(&mut subscription).await;
+        assert_eq!(
+            (message.topic.as_str(), message.text()),
+            ("big/small", Some("fits")),
+            "{version}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_subscription_queue_should_drop_and_count_new_messages() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let handle = v5(&broker, "gw-full");
+    let publisher = v5(&broker, "pub-full");
+    connected(&handle).await;
+    connected(&publisher).await;
+    let mut slow = subscribed(&handle, "full/data").await;
+    let mut marker = subscribed(&handle, "full/marker").await;
+    let sent = SUBSCRIPTION_QUEUE + 44;
+    for i in 0..sent {
+        publisher
+            .publish(Outgoing::new("full/data", i.to_string()).with_qos(QoS::AtMostOnce))
+            .await
+            .unwrap();
+    }
+    publisher
+        .publish(Outgoing::new("full/marker", "end"))
+        .await
+        .unwrap();
+    // Messages are routed in arrival order: once the marker is in, every data message was.
+    next(&mut marker).await;
+    assert_eq!(slow.dropped(), 44);
+    for i in 0..SUBSCRIPTION_QUEUE {
+        assert_eq!(next(&mut slow).await.text(), Some(i.to_string().as_str()));
+    }
+    // The queue has room again.
+    publisher
+        .publish(Outgoing::new("full/data", "later"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut slow).await.text(), Some("later"));
+    assert_eq!(slow.dropped(), 44);
+}
+
+/// A stand-in MQTT 3.1.1 broker that answers CONNECT with `connack`, refuses subscriptions to
+/// filters under `forbidden/`, grants the others and acknowledges publishes. For what rumqttd
+/// cannot be made to do.
+async fn fake_broker(connack: rumqttc::ConnectReturnCode) -> SocketAddr {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{ConnAck, Packet, PingResp, PubAck, SubAck, SubscribeReasonCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut input = BytesMut::new();
+                loop {
+                    let packet = match Packet::read(&mut input, 1 << 20) {
+                        Ok(packet) => packet,
+                        Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {
+                            if stream.read_buf(&mut input).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(_) => return,
+                    };
+                    let mut out = BytesMut::new();
+                    let written = match packet {
+                        Packet::Connect(_) => ConnAck::new(connack, false).write(&mut out),
+                        Packet::Subscribe(s) => SubAck::new(
+                            s.pkid,
+                            s.filters
+                                .iter()
+                                .map(|f| {
+                                    if f.path.starts_with("forbidden/") {
+                                        SubscribeReasonCode::Failure
+                                    } else {
+                                        SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)
+                                    }
+                                })
+                                .collect(),
+                        )
+                        .write(&mut out),
+                        Packet::Publish(p) if p.pkid != 0 => PubAck::new(p.pkid).write(&mut out),
+                        Packet::PingReq => PingResp.write(&mut out),
+                        _ => Ok(0),
+                    };
+                    if written.is_err() || stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    if connack != rumqttc::ConnectReturnCode::Success {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_should_be_a_device_refusal_naming_the_filter() {
+    let addr = fake_broker(rumqttc::ConnectReturnCode::Success).await;
+    let handle = BrokerHandle::spawn(settings(addr, MqttVersion::V311, "gw-refused"));
+    connected(&handle).await;
+    let mut refused = handle.subscribe("forbidden/secrets").await.unwrap();
+    let err = timeout(DEADLINE, refused.ready())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeviceRefused, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("0x80") && text.contains("`forbidden/secrets`"),
+        "{text}"
+    );
+    // Other subscriptions and publishes are not affected.
+    subscribed(&handle, "allowed/#").await;
+    handle
+        .publish(Outgoing::new("allowed/x", "1"))
+        .await
+        .unwrap();
+    handle
+        .publish(Outgoing::new("allowed/y", "0").with_qos(QoS::AtMostOnce))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_should_say_why() {
+    for (code, expected) in [
+        (
+            rumqttc::ConnectReturnCode::BadUserNamePassword,
+            "bad user name or password",
+        ),
+        (rumqttc::ConnectReturnCode::NotAuthorized, "not authorised"),
+    ] {
+        let addr = fake_broker(code).await;
+        let mut with_password = settings(addr, MqttVersion::V311, "gw-auth");
+        with_password.credentials = Some(("gateway".into(), "wrong".into()));
+        let handle = BrokerHandle::spawn(with_password);
+        let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+        assert!(state.to_string().contains(expected), "{state}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_should_report_each_announced_device_once() {
+    use iotmc_adapter::Adapter;
+    use iotmc_adapter_mqtt::MqttAdapter;
+    let broker = EmbeddedBroker::start().unwrap();
+    let (device, _) = v4_client(broker.v311_addr(), "announcer", &[]).await;
+    let announce = |topic: &'static str, payload: &'static str| {
+        let device = device.clone();
+        async move {
+            device
+                .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+                .await
+                .expect("the announcer's queue is open");
+        }
+    };
+    // Retained before discovery starts: found from the retained store.
+    announce("tele/plug-1/LWT", "Online").await;
+    announce("homie/5/gone-1/$state", "lost").await;
+
+    let adapter = MqttAdapter::new(vec![settings(broker.v5_addr(), MqttVersion::V5, "gw-disc")]);
+    let mut found = adapter.discovered().unwrap();
+    assert!(
+        adapter.discovered().is_none(),
+        "discovery is handed out once"
+    );
+    let first = timeout(DEADLINE, found.recv()).await.unwrap().unwrap();
+    assert_eq!(first.address, "mqtt://test/plug-1");
+    assert_eq!((first.identity, first.suggested_profile), (None, None));
+
+    // Live: a Homie device comes up, an offline plug and the known plug again are not news.
+    announce("tele/plug-2/LWT", "Offline").await;
+    announce("tele/plug-1/LWT", "Online").await;
+    announce("homie/5/thermostat-3/$state", "init").await;
+    announce("homie/5/thermostat-3/$state", "ready").await;
+    let second = timeout(DEADLINE, found.recv()).await.unwrap().unwrap();
+    assert_eq!(second.address, "mqtt://test/thermostat-3");
+    if let Ok(more) = timeout(QUIET, found.recv()).await {
+        panic!("expected nothing more, got {more:?}");
+    }
+}
+
+/// A TLS terminator on loopback in front of the broker's plain MQTT 5 port, with a server
+/// certificate for 127.0.0.1 signed by a fresh CA. Returns its address and the CA's PEM.
+async fn tls_front(upstream: SocketAddr) -> (SocketAddr, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rumqttc::tokio_rustls::TlsAcceptor;
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&server_key, &Issuer::from_params(&ca_params, &ca_key))
+        .expect("server certificate");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![server.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+    )
+    .expect("server TLS config");
+    let acceptor = TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(inbound).await else {
+                    return;
+                };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut outbound).await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_should_work_with_the_right_ca_and_say_why_it_fails_otherwise() {
+    use iotmc_adapter_mqtt::settings::tls_client_config;
+    let broker = EmbeddedBroker::start().unwrap();
+    let (front, ca) = tls_front(broker.v5_addr()).await;
+
+    let mut tls = settings(front, MqttVersion::V5, "gw-tls");
+    tls.tls = Some(tls_client_config(ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(tls);
+    connected(&handle).await;
+    let mut echo = subscribed(&handle, "tls/echo").await;
+    handle
+        .publish(Outgoing::new("tls/echo", "secret"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut echo).await.text(), Some("secret"));
+
+    // Another CA: the server certificate is not trusted.
+    let (_, other_ca) = tls_front(broker.v5_addr()).await;
+    let mut untrusted = settings(front, MqttVersion::V5, "gw-tls-untrusted");
+    untrusted.tls = Some(tls_client_config(other_ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(untrusted);
+    let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    let text = state.to_string();
+    assert!(
+        text.contains("TLS handshake failed") && text.contains("certificate"),
+        "{text}"
+    );
+
+    // TLS to a port that speaks plain MQTT.
+    let mut plain = settings(broker.v5_addr(), MqttVersion::V5, "gw-tls-plain");
+    plain.tls = Some(tls_client_config(ca.as_bytes(), None).unwrap());
+    let handle = BrokerHandle::spawn(plain);
+    let state = wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    assert!(
+        state.to_string().contains("TLS handshake failed"),
+        "{state}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_of_every_qos_should_be_delivered_in_order() {
+    let broker = EmbeddedBroker::start().unwrap();
+    let handle = v5(&broker, "gw-qos");
+    let publisher = v311(&broker, "pub-qos");
+    connected(&handle).await;
+    connected(&publisher).await;
+    let mut subscription = subscribed(&handle, "qos/+").await;
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        publisher
+            .publish(Outgoing::new(format!("qos/{i}"), format!("{qos:?}")).with_qos(qos))
+            .await
+            .unwrap_or_else(|e| panic!("{qos:?}: {e}"));
+    }
+    for expected in ["AtMostOnce", "AtLeastOnce", "ExactlyOnce"] {
+        assert_eq!(next(&mut subscription).await.text(), Some(expected));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_while_the_broker_is_down_should_not_be_ready() {
+    let handle = BrokerHandle::spawn(settings(unused_addr(), MqttVersion::V5, "gw-notready"));
+    wait_state(&handle, |s| matches!(s, ConnectionState::Down { .. })).await;
+    let mut subscription = handle.subscribe("a/#").await.unwrap();
+    let err = subscription.ready().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`a/#`") && text.contains("connection refused"),
+        "{text}"
+    );
+    // And an invalid filter is our own refusal.
+    let err = handle.subscribe("a/#/b").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
 }

@@ -3,7 +3,9 @@
 //! - [`json`]: JSON payloads with a size bound, JSON pointers, and conversion to and from the
 //!   profile's value types.
 //! - [`tasmota`], [`homie`], [`generic`]: each dialect's messages.
+//! - [`discovery`]: Tasmota last wills and Homie 5 states, for discovery.
 
+pub mod discovery;
 pub mod generic;
 pub mod homie;
 pub mod json;

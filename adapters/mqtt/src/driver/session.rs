@@ -17,8 +17,11 @@ use rumqttc::{TlsConfiguration, Transport};
 use crate::frame::{Message, Outgoing, Properties, QoS};
 use crate::settings::{BrokerSettings, MqttVersion};
 
-/// Capacity of rumqttc's own request queue between [`Client`] and [`EventLoop`].
-const REQUEST_QUEUE: usize = 256;
+/// Capacity of rumqttc's own request queue between [`Client`] and [`EventLoop`]. Each command
+/// queues at most one request, and the driver polls the event loop ahead of new commands, so
+/// the queue fills only if the broker stops acknowledging while thousands of callers publish;
+/// then publishes fail with a transport error instead of waiting without bound.
+const REQUEST_QUEUE: usize = 4096;
 /// Seconds rumqttc allows for TCP, TLS and CONNACK together.
 const CONNECT_TIMEOUT_SECS: u64 = 10;
 

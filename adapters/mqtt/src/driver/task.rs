@@ -6,6 +6,12 @@
 //! one poll future and `select!`s it against commands and shutdown until it completes, and
 //! only then starts the next. Commands need no access to the event loop: they queue packets
 //! through the rumqttc client, which never blocks.
+//!
+//! The `select!` is biased: shutdown first; then dropped subscriptions before new commands (so
+//! a device link attached again right after its old link was dropped unsubscribes and
+//! subscribes in that order, and gets the retained messages); then the event loop before new
+//! commands, so a burst of commands cannot fill rumqttc's request queue while the event loop
+//! waits to drain it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -140,11 +146,11 @@ impl Driver {
                         biased;
                         () = stopped(&mut shutdown) => break Step::Stop,
                         Some(release) = releases.recv() => self.release(release),
+                        event = &mut poll => break Step::Event(event),
                         command = commands.recv() => match command {
                             Some(command) => self.command(command),
                             None => break Step::Stop,
                         },
-                        event = &mut poll => break Step::Event(event),
                     }
                 }
             };
