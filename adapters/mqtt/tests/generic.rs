@@ -687,3 +687,109 @@ async fn log_fetch_should_continue_from_the_device_s_index_and_clear() {
     logs.clear().await.unwrap();
     assert!(logs.fetch(None).await.unwrap().records.is_empty());
 }
+
+/// A plain MQTT 5 client that publishes what a test needs, as a device would.
+async fn publisher(broker: &EmbeddedBroker) -> (AsyncClient, tokio::task::JoinHandle<()>) {
+    let addr = broker.v5_addr();
+    let (client, mut eventloop) = AsyncClient::new(
+        MqttOptions::new("raw-publisher", addr.ip().to_string(), addr.port()),
+        16,
+    );
+    let poller = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    (client, poller)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_from_a_retained_info_topic_and_logs_from_a_log_topic_should_be_collected() {
+    let text = shipped_text()
+        .replace(
+            "identity = { request = { topic = \"iotmc/ahu/{device}/rpc\", payload = { op = \"info\" } } }",
+            "identity = { topic = \"iotmc/ahu/{device}/info\", serial = \"/sn\" }",
+        )
+        .replace("[logs]\nmethod = \"request\"", "[logs]\nmethod = \"topic\"")
+        .replace(
+            "request_topic = \"iotmc/ahu/{device}/log\"\nmax = 100",
+            "topic = \"iotmc/ahu/{device}/events\"",
+        )
+        // `alarm` only pushed, never asked for.
+        .replace(
+            "pointer = \"/alarm\"\nstate_topic = \"iotmc/ahu/{device}/state\"\nread = { topic = \"iotmc/ahu/{device}/rpc\", payload = { op = \"get\" } }",
+            "pointer = \"/alarm\"\nstate_topic = \"iotmc/ahu/{device}/state\"",
+        );
+    let broker = EmbeddedBroker::start().unwrap();
+    let (client, _poller) = publisher(&broker).await;
+    client
+        .publish(
+            "iotmc/ahu/ahu-1/info",
+            QoS::AtLeastOnce,
+            true,
+            r#"{"sn": "AHU5-0042", "version": "1.0.0", "hardware": "rev B"}"#,
+        )
+        .await
+        .unwrap();
+    let device = GenericDevice::start(broker.v5_addr(), "ahu-1")
+        .await
+        .unwrap();
+    let profile = profile_from(&text);
+    let link = attach(&profile, broker.v5_addr(), MqttVersion::V5)
+        .await
+        .unwrap();
+
+    let identity = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match link.identify().await {
+                Ok(identity) => return identity,
+                Err(e) if e.kind() == ErrorKind::Timeout => {}
+                Err(e) => panic!("identify: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(identity.serial.as_deref(), Some("AHU5-0042"));
+    assert_eq!(identity.manufacturer, "iotmc");
+    assert_eq!(identity.firmware_version.as_deref(), Some("1.0.0"));
+
+    let before = device.requests();
+    let values = link.read(&names(&["alarm"])).await.unwrap();
+    assert_eq!(values["alarm"], Value::Bool(false));
+    assert_eq!(
+        device.requests(),
+        before,
+        "a pushed-only value is not asked for"
+    );
+
+    let logs = link.logs().unwrap();
+    let record =
+        r#"{"time": 1790000000, "severity": "crit", "message": "frost protection tripped"}"#;
+    let found = tokio::time::timeout(DEADLINE, async {
+        loop {
+            client
+                .publish("iotmc/ahu/ahu-1/events", QoS::AtLeastOnce, false, record)
+                .await
+                .unwrap();
+            let batch = logs.fetch(None).await.unwrap();
+            if let Some(r) = batch.records.first() {
+                return (r.clone(), batch.next);
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(found.0.severity, iotmc_adapter::Severity::Critical);
+    assert_eq!(found.0.index, Some(1));
+    assert!(found.1.is_some());
+    // Garbage on the log topic is ignored, the link keeps collecting.
+    client
+        .publish(
+            "iotmc/ahu/ahu-1/events",
+            QoS::AtLeastOnce,
+            false,
+            "not json",
+        )
+        .await
+        .unwrap();
+    logs.clear().await.unwrap();
+    assert!(logs.fetch(None).await.unwrap().records.is_empty());
+}
