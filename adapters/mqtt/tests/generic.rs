@@ -3,65 +3,27 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "generic/rig.rs"]
+mod rig;
+
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use iotmc_adapter::testkit::{Conformance, FirmwareFixture, SimulatedDevice};
+use iotmc_adapter::{
+    ActionOutcome, ActionRequest, ActivationMode, Availability, ErrorKind, LinkError, LinkEvent,
+    Readings, StageProgress, Value,
+};
+use iotmc_adapter_mqtt::MqttVersion;
+use iotmc_adapter_mqtt::codec::generic::hex;
 use iotmc_adapter_mqtt::sim::EmbeddedBroker;
-use iotmc_adapter_mqtt::sim::generic::GenericDevice;
+use iotmc_adapter_mqtt::sim::generic::{GenericDevice, SimTiming};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 
-/// Publishes `payload` on `topic` as an MQTT 5 request from a plain rumqttc client and returns
-/// the answer's payload and correlation data.
-async fn raw_request(
-    broker: &EmbeddedBroker,
-    topic: &str,
-    payload: &str,
-) -> (serde_json::Value, Option<Bytes>) {
-    let addr = broker.v5_addr();
-    let (client, mut eventloop) = AsyncClient::new(
-        MqttOptions::new("raw-requester", addr.ip().to_string(), addr.port()),
-        16,
-    );
-    client
-        .subscribe("raw/reply", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let mut sent = false;
-    let wait = async {
-        loop {
-            match eventloop.poll().await.unwrap() {
-                Event::Incoming(Packet::SubAck(_)) if !sent => {
-                    sent = true;
-                    let properties = PublishProperties {
-                        response_topic: Some("raw/reply".into()),
-                        correlation_data: Some(Bytes::from_static(b"corr-1")),
-                        ..PublishProperties::default()
-                    };
-                    client
-                        .publish_with_properties(
-                            topic,
-                            QoS::AtLeastOnce,
-                            false,
-                            payload.to_owned(),
-                            properties,
-                        )
-                        .await
-                        .unwrap();
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let json = serde_json::from_slice(&p.payload).unwrap();
-                    return (json, p.properties.and_then(|p| p.correlation_data));
-                }
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("the simulator answered within 10 s")
-}
+use rig::{
+    DEADLINE, Proxy, attach, image, names, profile_from, publisher, quick_profile, raw_image,
+    raw_request, rig, rig_with, shipped_text, wait_availability,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_should_answer_on_the_response_topic_with_the_correlation_data() {
@@ -75,139 +37,6 @@ async fn simulator_should_answer_on_the_response_topic_with_the_correlation_data
     assert_eq!(answer["version"], "1.0.0");
     assert_eq!(correlation.as_deref(), Some(&b"corr-1"[..]));
     assert_eq!(device.requests(), 1);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The gateway's link against the simulator.
-
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
-
-use iotmc_adapter::testkit::{Conformance, FirmwareFixture, SimulatedDevice};
-use iotmc_adapter::{
-    ActionOutcome, ActionRequest, ActivationMode, Adapter, Availability, DeviceBinding, DeviceLink,
-    ErrorKind, FirmwareImage, LinkError, LinkEvent, Profile, Readings, StageProgress, Value,
-};
-use iotmc_adapter_mqtt::codec::generic::hex;
-use iotmc_adapter_mqtt::sim::generic::SimTiming;
-use iotmc_adapter_mqtt::{BrokerSettings, MqttAdapter, MqttVersion};
-use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
-
-/// Longest any step waits; they take milliseconds when they pass.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn shipped_text() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../device-profiles/mqtt/iotmc-mqtt5-controller.toml");
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn profile_from(text: &str) -> Arc<Profile> {
-    Arc::new(
-        Profile::from_toml(std::path::Path::new("iotmc-mqtt5-controller.toml"), text)
-            .unwrap_or_else(|e| panic!("{e:?}")),
-    )
-}
-
-/// The shipped profile with a short response timeout, so timeouts are quick to see.
-fn quick_profile() -> Arc<Profile> {
-    profile_from(&shipped_text().replace("response_timeout = \"5s\"", "response_timeout = \"1s\""))
-}
-
-fn image(version: &str, body: usize) -> FirmwareImage {
-    let mut bytes = format!("SIMFW:{version}\n").into_bytes();
-    bytes.extend((0..body).map(|i| (i % 251) as u8));
-    raw_image(version, bytes)
-}
-
-fn raw_image(version: &str, bytes: Vec<u8>) -> FirmwareImage {
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    FirmwareImage {
-        bytes: bytes.into(),
-        sha256,
-        version: version.to_owned(),
-        download_url: None,
-    }
-}
-
-/// A broker, a simulated controller `ahu-1` on it, and the gateway's link to it through `at`
-/// (the broker's MQTT 5 address, or a proxy in front of it).
-struct Rig {
-    _broker: EmbeddedBroker,
-    device: GenericDevice,
-    link: Arc<dyn DeviceLink>,
-    profile: Arc<Profile>,
-}
-
-async fn rig_with(profile: Arc<Profile>, timing: SimTiming, via: Option<SocketAddr>) -> Rig {
-    let broker = EmbeddedBroker::start().unwrap();
-    let device = GenericDevice::start_with(broker.v5_addr(), "ahu-1", timing)
-        .await
-        .unwrap();
-    let at = via.unwrap_or(broker.v5_addr());
-    let link = attach(&profile, at, MqttVersion::V5).await.unwrap();
-    wait_availability(&*link, Availability::Online).await;
-    Rig {
-        _broker: broker,
-        device,
-        link,
-        profile,
-    }
-}
-
-async fn rig() -> Rig {
-    rig_with(quick_profile(), SimTiming::default(), None).await
-}
-
-async fn attach(
-    profile: &Arc<Profile>,
-    at: SocketAddr,
-    version: MqttVersion,
-) -> Result<Arc<dyn DeviceLink>, LinkError> {
-    let mut settings = BrokerSettings::plain("plant-room", "127.0.0.1", at.port(), "gateway-test");
-    settings.version = version;
-    let adapter = MqttAdapter::new(vec![settings]);
-    adapter
-        .validate_profile(profile)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    adapter
-        .attach(&DeviceBinding {
-            device_id: "ahu-1".into(),
-            profile: Arc::clone(profile),
-            address: "mqtt://plant-room/ahu-1".into(),
-        })
-        .await
-}
-
-/// Waits for the link to report `wanted` (now or in an event).
-async fn wait_availability(link: &dyn DeviceLink, wanted: Availability) {
-    let mut events = link.events();
-    let wait = async {
-        // The identify round trip proves the link is up; availability may already be known.
-        loop {
-            match events.recv().await {
-                Ok(LinkEvent::Availability { availability, .. }) if availability == wanted => {
-                    return;
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("the link closed"),
-            }
-        }
-    };
-    // The availability may have been evented before we subscribed: a read proves the device
-    // answers, which is what "online" means to these tests.
-    if wanted == Availability::Online && link.identify().await.is_ok() {
-        return;
-    }
-    tokio::time::timeout(DEADLINE, wait)
-        .await
-        .unwrap_or_else(|_| panic!("the link did not report {wanted:?} within {DEADLINE:?}"));
-}
-
-fn names(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,52 +288,6 @@ async fn actions_should_place_arguments_and_return_outputs() {
     assert_eq!(err.kind(), ErrorKind::OutOfRange, "{err}");
 }
 
-/// A TCP proxy in front of the broker whose connections the test can cut; it keeps accepting,
-/// so the driver reconnects through it.
-struct Proxy {
-    addr: SocketAddr,
-    connections: Arc<RwLock<Vec<tokio::task::JoinHandle<()>>>>,
-    _accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(to: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connections: Arc<RwLock<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let kept = Arc::clone(&connections);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                kept.write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(task);
-            }
-        });
-        Self {
-            addr,
-            connections,
-            _accept: accept,
-        }
-    }
-
-    /// Drops every connection through the proxy (both sides see the TCP connection close).
-    fn cut(&self) {
-        for task in self
-            .connections
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_cut_by_a_broker_disconnect_should_resume_from_the_acknowledged_offset() {
     let broker = EmbeddedBroker::start().unwrap();
@@ -686,17 +469,6 @@ async fn log_fetch_should_continue_from_the_device_s_index_and_clear() {
     assert!(again.records.is_empty(), "{:?}", again.records);
     logs.clear().await.unwrap();
     assert!(logs.fetch(None).await.unwrap().records.is_empty());
-}
-
-/// A plain MQTT 5 client that publishes what a test needs, as a device would.
-async fn publisher(broker: &EmbeddedBroker) -> (AsyncClient, tokio::task::JoinHandle<()>) {
-    let addr = broker.v5_addr();
-    let (client, mut eventloop) = AsyncClient::new(
-        MqttOptions::new("raw-publisher", addr.ip().to_string(), addr.port()),
-        16,
-    );
-    let poller = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    (client, poller)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
