@@ -313,3 +313,18 @@ fn templates_should_expand_the_device() {
     assert!(check_template("").is_err());
     assert!(check_template("a/#").is_err());
 }
+
+#[test]
+fn schema_should_document_the_generic_table() {
+    let schema =
+        serde_json::to_string(&schemars::schema_for!(crate::profile::MqttSection)).unwrap();
+    for words in [
+        "error_pointer",
+        "state_topic",
+        "chunk_size",
+        "request_topic",
+        "{device}",
+    ] {
+        assert!(schema.contains(words), "{words} missing from the schema");
+    }
+}
