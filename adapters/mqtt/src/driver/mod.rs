@@ -13,8 +13,16 @@
 //! - **MQTT 5 request/response**: [`BrokerHandle::request`] sets a response topic under the
 //!   connection's reply prefix and random correlation data, and waits for the matching answer
 //!   or the timeout; answers nobody waits for (late ones) are dropped with a debug log.
-//! - **Bounded**: incoming packets above the configured maximum size are refused by the codec;
-//!   each subscription queue holds 256 messages and counts what it had to drop.
+//! - **Bounded**: an incoming packet above the configured maximum size is refused by rumqttc's
+//!   codec, which drops the connection; the driver reconnects, and the state's reason names
+//!   the size (MQTT 5 brokers should not send such packets: the limit is announced in CONNECT;
+//!   rumqttd ignores it). Each subscription queue holds [`SUBSCRIPTION_QUEUE`] messages and
+//!   counts what it had to drop.
+//!
+//! Publishing is possible from the CONNACK on; [`ConnectionState::Connected`] comes once the
+//! resubscription is acknowledged too. The task layout is in `task.rs`, the rumqttc v4/v5
+//! session behind one type in `session.rs`, failure reasons in `reason.rs`, the reconnect
+//! policy in `backoff.rs`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +40,7 @@ use crate::topic;
 use iotmc_adapter::LinkError;
 
 mod backoff;
+mod reason;
 mod session;
 mod task;
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::{TlsConfiguration, Transport};
 
+use super::reason::{self, CONNECT_TIMEOUT_SECS};
 use crate::frame::{Message, Outgoing, Properties, QoS};
 use crate::settings::{BrokerSettings, MqttVersion};
 
@@ -22,8 +23,6 @@ use crate::settings::{BrokerSettings, MqttVersion};
 /// the queue fills only if the broker stops acknowledging while thousands of callers publish;
 /// then publishes fail with a transport error instead of waiting without bound.
 const REQUEST_QUEUE: usize = 4096;
-/// Seconds rumqttc allows for TCP, TLS and CONNACK together.
-const CONNECT_TIMEOUT_SECS: u64 = 10;
 
 /// What the event loop reports, independent of the protocol version.
 #[derive(Debug)]
@@ -235,11 +234,11 @@ impl EventLoop {
         match &mut self.inner {
             Inner::V4(eventloop) => match eventloop.poll().await {
                 Ok(event) => Ok(v4_event(event)),
-                Err(e) => Err(v4_reason(&e, &self.endpoint, self.max_packet_size)),
+                Err(e) => Err(reason::v4(&e, &self.endpoint, self.max_packet_size)),
             },
             Inner::V5(eventloop) => match eventloop.poll().await {
                 Ok(event) => Ok(v5_event(event)),
-                Err(e) => Err(v5_reason(&e, &self.endpoint, self.max_packet_size)),
+                Err(e) => Err(reason::v5(&e, &self.endpoint, self.max_packet_size)),
             },
         }
     }
@@ -402,100 +401,6 @@ fn suback_reason(reason: p5::SubscribeReasonCode) -> &'static str {
     }
 }
 
-/// Why an I/O error ended or prevented a connection, in words.
-fn io_reason(e: &std::io::Error, endpoint: &str) -> String {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => format!("connection refused by {endpoint}"),
-        K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => {
-            "the broker closed the connection".to_owned()
-        }
-        K::TimedOut => format!("{endpoint} did not answer in time"),
-        _ => format!("{endpoint}: {e}"),
-    }
-}
-
-fn tls_reason(e: &rumqttc::TlsError) -> String {
-    match e {
-        rumqttc::TlsError::Io(io) => format!("TLS handshake failed: {io}"),
-        other => format!("TLS handshake failed: {other}"),
-    }
-}
-
-fn too_large(size: usize, max: usize) -> String {
-    format!(
-        "the broker sent a packet of {size} bytes, above this connection's max_packet_size of \
-         {max} bytes; the connection was dropped (raise max_packet_size if the device needs it)"
-    )
-}
-
-fn v4_reason(e: &rumqttc::ConnectionError, endpoint: &str, max: usize) -> String {
-    use rumqttc::{ConnectReturnCode as C, ConnectionError as E, StateError as S};
-    match e {
-        E::ConnectionRefused(C::BadUserNamePassword) => "bad user name or password".to_owned(),
-        E::ConnectionRefused(C::NotAuthorized) => "not authorised".to_owned(),
-        E::ConnectionRefused(code) => format!("the broker refused the connection: {code:?}"),
-        E::Io(io) => io_reason(io, endpoint),
-        E::Tls(tls) => tls_reason(tls),
-        E::NetworkTimeout => {
-            format!("{endpoint} did not accept the connection within {CONNECT_TIMEOUT_SECS} s")
-        }
-        E::FlushTimeout => "writing to the broker timed out".to_owned(),
-        E::MqttState(S::AwaitPingResp) => {
-            "keep-alive timeout: the broker did not answer a ping".to_owned()
-        }
-        E::MqttState(S::ConnectionAborted) => "the broker closed the connection".to_owned(),
-        E::MqttState(S::Io(io)) => io_reason(io, endpoint),
-        E::MqttState(S::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(size))) => {
-            too_large(*size, max)
-        }
-        E::MqttState(other) => format!("protocol error: {other}"),
-        E::NotConnAck(packet) => format!("the broker answered CONNECT with {packet:?}"),
-        E::RequestsDone => "the driver stopped".to_owned(),
-    }
-}
-
-fn v5_reason(e: &rumqttc::v5::ConnectionError, endpoint: &str, max: usize) -> String {
-    use p5::ConnectReturnCode as C;
-    use rumqttc::v5::mqttbytes::Error as B;
-    use rumqttc::v5::{ConnectionError as E, StateError as S};
-    let refused = |code: &C| match code {
-        C::BadUserNamePassword => "bad user name or password".to_owned(),
-        C::NotAuthorized => "not authorised".to_owned(),
-        other => format!("the broker refused the connection: {other:?}"),
-    };
-    match e {
-        E::ConnectionRefused(code) | E::MqttState(S::ConnFail { reason: code }) => refused(code),
-        E::Io(io) => io_reason(io, endpoint),
-        E::Tls(tls) => tls_reason(tls),
-        E::Timeout(_) => {
-            format!("{endpoint} did not accept the connection within {CONNECT_TIMEOUT_SECS} s")
-        }
-        E::MqttState(S::AwaitPingResp) => {
-            "keep-alive timeout: the broker did not answer a ping".to_owned()
-        }
-        E::MqttState(S::ConnectionAborted) => "the broker closed the connection".to_owned(),
-        E::MqttState(S::Io(io)) => io_reason(io, endpoint),
-        E::MqttState(S::ServerDisconnect {
-            reason_code,
-            reason_string,
-        }) => format!(
-            "the broker closed the connection: {reason_code:?}{}",
-            reason_string
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default()
-        ),
-        E::MqttState(S::IncomingPacketTooLarge { pkt_size, .. }) => too_large(*pkt_size, max),
-        E::MqttState(S::Deserialization(B::PayloadSizeLimitExceeded { pkt_size, .. })) => {
-            too_large(*pkt_size, max)
-        }
-        E::MqttState(other) => format!("protocol error: {other}"),
-        E::NotConnAck(packet) => format!("the broker answered CONNECT with {packet:?}"),
-        E::RequestsDone => "the driver stopped".to_owned(),
-    }
-}
-
 /// A correlation id in hex, for response topics and logs.
 pub(super) fn hex(bytes: &Bytes) -> String {
     use std::fmt::Write;
@@ -503,4 +408,56 @@ pub(super) fn hex(bytes: &Bytes) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn refused_acknowledgements_should_carry_their_reason_code() {
+        use rumqttc::v5::Event as E;
+        use rumqttc::v5::mqttbytes::v5::Packet as P;
+        let mut puback = p5::PubAck::new(7, None);
+        puback.reason = p5::PubAckReason::NotAuthorized;
+        let Event::PubAck { pkid, refused } = v5_event(E::Incoming(P::PubAck(puback))) else {
+            panic!("not a PUBACK");
+        };
+        assert_eq!(
+            (pkid, refused.as_deref()),
+            (7, Some("PUBACK 0x87 (not authorised)"))
+        );
+
+        let suback = p5::SubAck {
+            pkid: 9,
+            return_codes: vec![
+                p5::SubscribeReasonCode::Success(rumqttc::v5::mqttbytes::QoS::AtLeastOnce),
+                p5::SubscribeReasonCode::TopicFilterInvalid,
+            ],
+            properties: None,
+        };
+        let Event::SubAck { pkid, results } = v5_event(E::Incoming(P::SubAck(suback))) else {
+            panic!("not a SUBACK");
+        };
+        assert_eq!(pkid, 9);
+        assert_eq!(
+            results,
+            [Ok(()), Err("SUBACK 0x8F (topic filter invalid)".to_owned())]
+        );
+    }
+
+    #[test]
+    fn mqtt5_properties_should_survive_the_conversion() {
+        let properties = Properties {
+            response_topic: Some("iotmc/gw/reply/ab".into()),
+            correlation_data: Some(Bytes::from_static(&[1, 2, 3])),
+            content_type: Some("application/json".into()),
+            user: vec![("k".into(), "v".into())],
+        };
+        let converted = p5_properties(&properties);
+        assert_eq!(converted.response_topic, properties.response_topic);
+        assert_eq!(converted.correlation_data, properties.correlation_data);
+        assert_eq!(converted.content_type, properties.content_type);
+        assert_eq!(converted.user_properties, properties.user);
+        assert_eq!(hex(&Bytes::from_static(&[0x0a, 0xff])), "0aff");
+    }
 }

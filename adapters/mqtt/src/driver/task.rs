@@ -373,15 +373,19 @@ impl Driver {
                 subscribers: Vec::new(),
                 status: watch::Sender::new(initial),
             });
+        let id = subscriber.id;
         entry.subscribers.push(subscriber);
         let status = entry.status.subscribe();
         // Subscribe even if another subscription shares the filter: the broker sends the
         // retained messages again, which the new subscriber needs (the others get them twice).
         // While connecting, the resubscription after the CONNACK covers it.
         if self.online() {
-            self.send_subscribe(vec![filter], false);
+            self.send_subscribe(vec![filter.clone()], false);
         }
-        let _ = reply.send(status);
+        if reply.send(status).is_err() {
+            // The caller gave up waiting: no Subscription exists to release it later.
+            self.release(Release { filter, id });
+        }
     }
 
     fn release(&mut self, release: Release) {
