@@ -507,11 +507,16 @@ async fn identity_from_a_retained_info_topic_and_logs_from_a_log_topic_should_be
         .await
         .unwrap();
 
+    // Until the broker connection is up and the retained status came, the device counts as
+    // offline and identify says so; each failure waits for the next availability event.
+    let mut events = link.events();
     let identity = tokio::time::timeout(DEADLINE, async {
         loop {
             match link.identify().await {
                 Ok(identity) => return identity,
-                Err(e) if e.kind() == ErrorKind::Timeout => {}
+                Err(e) if e.kind() == ErrorKind::Transport => {
+                    while !matches!(events.recv().await, Ok(LinkEvent::Availability { .. })) {}
+                }
                 Err(e) => panic!("identify: {e}"),
             }
         }
