@@ -298,3 +298,20 @@ fn unknown_fields_should_be_refused() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn schema_should_document_the_tasmota_table() {
+    let schema =
+        serde_json::to_string(&schemars::schema_for!(crate::profile::MqttSection)).unwrap();
+    for words in [
+        "full_topic",
+        "mqtt_log_level",
+        "upgrade_timeout",
+        "restarts",
+        "SENSOR",
+        "/StatusFWR/Version",
+        "value map",
+    ] {
+        assert!(schema.contains(words), "{words} missing from the schema");
+    }
+}
