@@ -441,14 +441,13 @@ impl<'a> Conformance<'a> {
             loop {
                 match bounded(self.link.read(&names)).await {
                     Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err::<(), _>(e),
                 }
             }
         };
-        let result = match tokio::time::timeout(UNRESPONSIVE_NOTICED, poll).await {
-            Ok(result) => result.map(|()| ()),
-            Err(_) => Ok(()),
-        };
+        let result = tokio::time::timeout(UNRESPONSIVE_NOTICED, poll)
+            .await
+            .unwrap_or(Ok(()));
         self.report.check(
             "read from an unresponsive device is Timeout",
             expect_kind(result, ErrorKind::Timeout),
