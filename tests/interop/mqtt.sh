@@ -338,6 +338,13 @@ inject() { # label, topic, expected log regex (or - for none), answers function,
 head -c 71680 /dev/zero | tr '\0' 'x' >"$work/70k.txt"
 inject "text that is not JSON" tele/tasmota_demo_plug/SENSOR 'ignored|json' plug_answers -m 'ENERGY: 230 V, not JSON {'
 inject "a 70 KB payload" stat/tasmota_demo_plug/RESULT 'ignored|bytes|large' plug_answers -f "$work/70k.txt"
+# Above the gateway's max_packet_size (262144 by default): the gateway told mosquitto its
+# Maximum Packet Size when it connected (MQTT 5), so mosquitto must not deliver it.
+head -c 307200 /dev/zero | tr '\0' 'x' >"$work/300k.txt"
+drops_before="$(grep -c '"message":"connection dropped"' "$work/demo.log" || true)"
+inject "a 300 KB payload" tele/tasmota_demo_plug/SENSOR - plug_answers -f "$work/300k.txt"
+check "the gateway's broker connection stays up: mosquitto kept the 300 KB message from it (MQTT 5 Maximum Packet Size)" \
+    test "$(grep -c '"message":"connection dropped"' "$work/demo.log" || true)" = "$drops_before"
 inject "JSON of the wrong shape" tele/tasmota_demo_plug/STATE 'ignored' plug_answers -m '["POWER","ON"]'
 inject "an unexpected telemetry topic" tele/tasmota_demo_plug/NOSUCH 'ignored|not mapped' plug_answers -m '{"x":1}'
 inject "an unexpected topic" stat/tasmota_demo_plug/NOSUCH/deeper 'ignored|unexpected' plug_answers -m '{"x":1}'
