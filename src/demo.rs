@@ -21,6 +21,8 @@ use crate::upnp::tls::{DemoPki, generate_demo_pki};
 
 #[cfg(feature = "modbus")]
 mod modbus;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 
 /// Gateway id the demo runs as.
 pub const DEMO_GATEWAY_ID: &str = "demo";
@@ -202,6 +204,29 @@ pub async fn run(
             address: d.address.clone(),
         }));
     }
+    #[cfg(feature = "mqtt")]
+    let mqtt = mqtt::start(options.mqtt_broker.as_deref()).await?;
+    #[cfg(feature = "mqtt")]
+    let adapters = {
+        for (file, text) in mqtt::PROFILES {
+            if !repository_profiles
+                .iter()
+                .any(|dir| dir.join("mqtt").join(file).is_file())
+            {
+                std::fs::write(profiles.join(file), text)
+                    .with_context(|| format!("cannot write {}", profiles.join(file).display()))?;
+            }
+        }
+        protocol_devices.extend(mqtt.devices.iter().cloned());
+        protocol_tables.push_str(&mqtt.config_table());
+        adapters.with(Arc::new(iotmc_adapter_mqtt::MqttAdapter::new(vec![
+            mqtt.broker_settings(),
+        ])))
+    };
+    #[cfg(not(feature = "mqtt"))]
+    if options.mqtt_broker.is_some() {
+        anyhow::bail!("--mqtt-broker: the mqtt adapter is not built into this binary");
+    }
     let config = demo_config(
         &state_path,
         &repository_profiles,
@@ -281,6 +306,19 @@ pub async fn run(
                 .rtu_port()
                 .map(|p| format!("; Modbus RTU simulator on {p} (unit 5: energy meter)"))
                 .unwrap_or_default()
+        )?;
+    }
+    #[cfg(feature = "mqtt")]
+    {
+        writeln!(
+            out,
+            "MQTT broker on {}{} (Tasmota topic tasmota_demo_plug, Homie device thermostat-demo, MQTT 5 device ahu-5)",
+            mqtt.broker_v5,
+            if mqtt.embedded {
+                format!(" (embedded; MQTT 3.1.1 clients on {})", mqtt.broker_v311)
+            } else {
+                String::new()
+            }
         )?;
     }
     match face.ssdp_addr() {

@@ -54,9 +54,9 @@ impl EmbeddedBroker {
                     tracing::error!(error = %e, "embedded MQTT broker stopped");
                 }
             })?;
-        for addr in [v4, v5] {
+        for (addr, connect) in [(v4, &CONNECT_V311[..]), (v5, &CONNECT_V5[..])] {
             let mut waited = Duration::ZERO;
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            while probe(addr, connect).is_err() {
                 waited += Duration::from_millis(10);
                 if waited > START_DEADLINE {
                     return Err(io::Error::new(
@@ -100,6 +100,37 @@ fn server(name: &str, listen: SocketAddr) -> ServerSettings {
             dynamic_filters: true,
         },
     }
+}
+
+/// MQTT 3.1.1 CONNECT: protocol `MQTT` level 4, clean session, keep-alive 60 s, client id
+/// `probe`.
+const CONNECT_V311: [u8; 19] = [
+    0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 5, b'p', b'r', b'o', b'b', b'e',
+];
+/// MQTT 5 CONNECT: level 5, clean start, keep-alive 60 s, no properties, client id `probe`.
+const CONNECT_V5: [u8; 20] = [
+    0x10, 18, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 5, b'p', b'r', b'o', b'b', b'e',
+];
+
+/// Connects as an MQTT client, waits for the CONNACK and disconnects cleanly: the listener is up
+/// and speaks MQTT (a bare TCP probe would make rumqttd log a broken connect as an error).
+fn probe(addr: SocketAddr, connect: &[u8]) -> io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(connect)?;
+    let mut header = [0_u8; 2];
+    stream.read_exact(&mut header)?;
+    if header[0] != 0x20 {
+        return Err(io::Error::other(format!(
+            "expected a CONNACK from {addr}, got packet type 0x{:02x}",
+            header[0]
+        )));
+    }
+    let mut rest = vec![0_u8; usize::from(header[1])];
+    stream.read_exact(&mut rest)?;
+    stream.write_all(&[0xE0, 0x00])?;
+    Ok(())
 }
 
 fn free_port() -> io::Result<SocketAddr> {

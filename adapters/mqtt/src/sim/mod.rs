@@ -5,10 +5,12 @@
 //! - [`tasmota`]: a Tasmota-like plug.
 //! - [`homie`]: a Homie 5 thermostat.
 //! - [`generic`]: a generic MQTT 5 device with request/response, chunked firmware and logs.
+//! - [`http`]: [`http::ImageServer`], firmware images at one-time URLs for devices that pull them.
 
 pub mod broker;
 pub mod generic;
 pub mod homie;
+pub mod http;
 pub mod tasmota;
 
 pub use broker::EmbeddedBroker;

@@ -1,1 +1,0 @@
-//! A simulated generic device. (Filled in by the generic dialect.)

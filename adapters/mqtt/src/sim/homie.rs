@@ -1,1 +1,0 @@
-//! A simulated homie device. (Filled in by the homie dialect.)

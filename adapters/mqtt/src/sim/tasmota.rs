@@ -1,1 +1,0 @@
-//! A simulated tasmota device. (Filled in by the tasmota dialect.)
