@@ -12,13 +12,15 @@
 #      availability; GetValues answers for all three; SetValues over mutual TLS switches the
 #      plug (an independent client asks the plug and sees it) and changes the Homie setpoint
 #      (its retained property on the broker follows);
-#   B. malformed payloads injected with mosquitto_pub (not JSON, 70 KB, a wrong-type Homie
-#      value, a broken non-retained $description, unexpected topics below each device): the
-#      gateway stays up, GetValues still answers, and the log says what it ignored and where;
-#   C. mosquitto is SIGKILLed while a Reboot of the Homie thermostat is under way (the device
-#      has said `disconnected` and the gateway waits for it), then started again: the action
-#      returns within 40 s (success, or a UPnPError about the broker connection), and the
-#      gateway and the simulators come back;
+#   B. malformed payloads injected with mosquitto_pub (not JSON, 70 KB, JSON of the wrong shape,
+#      a wrong-type Homie value, a broken non-retained $description, unexpected topics below
+#      each device): the gateway stays up, GetValues still answers, and the log says what it
+#      ignored and where; a 300 KB payload above the gateway's max_packet_size never reaches it
+#      (mosquitto honours the MQTT 5 Maximum Packet Size) and its connection stays up;
+#   C. mosquitto is frozen (SIGSTOP), a Reboot of the Homie thermostat is started, and once the
+#      gateway runs it mosquitto is SIGKILLed: a read meanwhile fails at once naming the broker;
+#      mosquitto is started again; the Reboot returns within 40 s (success, or a UPnPError about
+#      the broker connection), and the gateway and the simulators come back;
 #   D. `iotmc-gateway run` with brokers over TLS (CA), mutual TLS (CA + client certificate),
 #      mutual TLS without a client certificate, and with a rogue CA's client certificate:
 #      GetValues works through the first two; the log names the other two with a TLS reason.
