@@ -11,6 +11,14 @@ pub(super) const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// Why an I/O error ended or prevented a connection, in words.
 fn io_reason(e: &std::io::Error, endpoint: &str) -> String {
     use std::io::ErrorKind as K;
+    // With TLS 1.3 the broker judges the client certificate after the handshake, so its alert
+    // arrives on the first read, as an I/O error wrapping the rustls error.
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return tls_alert_reason(tls);
+    }
     match e.kind() {
         K::ConnectionRefused => format!("connection refused by {endpoint}"),
         K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => {
@@ -18,6 +26,28 @@ fn io_reason(e: &std::io::Error, endpoint: &str) -> String {
         }
         K::TimedOut => format!("{endpoint} did not answer in time"),
         _ => format!("{endpoint}: {e}"),
+    }
+}
+
+/// A TLS failure in words, with what to change for the alerts about the client certificate.
+fn tls_alert_reason(e: &rustls::Error) -> String {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(A::CertificateRequired) => {
+            "TLS: the broker requires a client certificate; set tls.certificate and tls.key"
+                .to_owned()
+        }
+        rustls::Error::AlertReceived(
+            alert @ (A::UnknownCA
+            | A::BadCertificate
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::AccessDenied),
+        ) => format!(
+            "TLS: the broker refused the gateway's client certificate (alert {alert:?}); it must be signed by a CA the broker trusts, valid, and not revoked"
+        ),
+        other => format!("TLS failed: {other}"),
     }
 }
 
@@ -55,6 +85,7 @@ pub(super) fn v4(e: &rumqttc::ConnectionError, endpoint: &str, max: usize) -> St
         E::MqttState(S::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(size))) => {
             too_large(*size, max)
         }
+        E::MqttState(S::Deserialization(rumqttc::Error::Io(io))) => io_reason(io, endpoint),
         E::MqttState(other) => format!("protocol error: {other}"),
         E::NotConnAck(packet) => format!("the broker answered CONNECT with {packet:?}"),
         E::RequestsDone => "the driver stopped".to_owned(),
@@ -96,6 +127,7 @@ pub(super) fn v5(e: &rumqttc::v5::ConnectionError, endpoint: &str, max: usize) -
         E::MqttState(S::Deserialization(B::PayloadSizeLimitExceeded { pkt_size, .. })) => {
             too_large(*pkt_size, max)
         }
+        E::MqttState(S::Deserialization(B::Io(io))) => io_reason(io, endpoint),
         E::MqttState(other) => format!("protocol error: {other}"),
         E::NotConnAck(packet) => format!("the broker answered CONNECT with {packet:?}"),
         E::RequestsDone => "the driver stopped".to_owned(),
@@ -106,6 +138,46 @@ pub(super) fn v5(e: &rumqttc::v5::ConnectionError, endpoint: &str, max: usize) -
 mod tests {
     use super::*;
     use std::io;
+
+    #[test]
+    fn a_client_certificate_refused_after_the_handshake_should_be_a_tls_reason() {
+        use rumqttc::v5::mqttbytes::Error as B;
+        use rumqttc::v5::{ConnectionError as E, StateError as S};
+        let alert = |a| {
+            E::MqttState(S::Deserialization(B::Io(io::Error::other(
+                rustls::Error::AlertReceived(a),
+            ))))
+        };
+        let unknown = v5(&alert(rustls::AlertDescription::UnknownCA), ENDPOINT, 1024);
+        assert!(
+            unknown.contains("refused the gateway's client certificate")
+                && unknown.contains("UnknownCA"),
+            "{unknown}"
+        );
+        let required = v5(
+            &alert(rustls::AlertDescription::CertificateRequired),
+            ENDPOINT,
+            1024,
+        );
+        assert!(
+            required.contains("requires a client certificate"),
+            "{required}"
+        );
+        let reset = E::MqttState(S::Deserialization(B::Io(io::Error::from(
+            io::ErrorKind::ConnectionReset,
+        ))));
+        assert_eq!(
+            v5(&reset, ENDPOINT, 1024),
+            "the broker closed the connection"
+        );
+        let v4_reset = rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
+        ));
+        assert_eq!(
+            v4(&v4_reset, ENDPOINT, 1024),
+            "the broker closed the connection"
+        );
+    }
 
     const ENDPOINT: &str = "broker.local:1883";
 

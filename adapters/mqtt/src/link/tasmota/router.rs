@@ -78,6 +78,9 @@ impl Device {
                     StatMessage::Status(n, object) => {
                         self.report(object, &Source::Status(*n), topic)
                     }
+                    StatMessage::Other => {
+                        tracing::debug!(device = %self.id, topic, "stat message of a kind the link does not use; ignored");
+                    }
                     _ => {}
                 }
                 if !self.waiters.offer(&message) && matches!(message, StatMessage::Upgrade(_)) {
