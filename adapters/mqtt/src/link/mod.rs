@@ -15,7 +15,10 @@ use crate::profile::{Dialect, MqttSection};
 
 pub mod generic;
 pub mod homie;
+mod log_ring;
 pub mod tasmota;
+
+pub use log_ring::{CollectedLog, LOG_RING_CAPACITY, LogRing};
 
 /// Events a link keeps for receivers that fall behind.
 const EVENT_CAPACITY: usize = 256;

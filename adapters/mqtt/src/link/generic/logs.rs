@@ -1,23 +1,19 @@
 //! The device's log: fetched by request (`{"op": "fetch", "after", "max"}`, the device's own
 //! index is the cursor) or collected from a topic it publishes records to (the gateway numbers
-//! them and keeps the newest [`TOPIC_LOG_CAPACITY`]).
+//! them and keeps the newest [`crate::link::LOG_RING_CAPACITY`]).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use iotmc_adapter::{DeviceLogRecord, LinkError, LogBatch, LogCursor, LogSource};
+use iotmc_adapter::{LinkError, LogBatch, LogCursor, LogSource};
 use serde_json::json;
 
 use super::request::{Ask, Requester};
 use crate::codec::generic::{log_answer, log_record};
 use crate::codec::json;
 use crate::driver::BrokerHandle;
-use crate::link::TaskGuard;
+use crate::link::{CollectedLog, LogRing, TaskGuard};
 use crate::profile::generic::{LogMap, expand};
-
-/// Records kept from a log topic.
-pub(super) const TOPIC_LOG_CAPACITY: usize = 1000;
 
 /// Fetched with requests.
 #[derive(Debug)]
@@ -70,92 +66,31 @@ impl LogSource for RequestLog {
     }
 }
 
-#[derive(Debug, Default)]
-struct Ring {
-    records: VecDeque<DeviceLogRecord>,
-    next_index: u64,
-}
-
-/// Collected from a topic.
-#[derive(Debug)]
-pub(super) struct TopicLog {
-    ring: Arc<RwLock<Ring>>,
-}
-
-impl TopicLog {
-    /// Subscribes to `topic` and collects the records published there.
-    pub(super) async fn follow(
-        broker: &BrokerHandle,
-        topic: &str,
-        device_id: &str,
-    ) -> Result<(Self, TaskGuard), LinkError> {
-        let mut subscription = broker.subscribe(topic).await?;
-        let ring = Arc::new(RwLock::new(Ring {
-            records: VecDeque::new(),
-            next_index: 1,
-        }));
-        let collected = Arc::clone(&ring);
-        let device_id = device_id.to_owned();
-        let task = TaskGuard::spawn(async move {
-            while let Some(message) = subscription.recv().await {
-                let record = json::parse(&message.topic, &message.payload)
-                    .map_err(|e| e.to_string())
-                    .and_then(|j| {
-                        log_record(&j).map_err(|why| format!("on `{}`: {why}", message.topic))
-                    });
-                match record {
-                    Ok(record) => {
-                        let mut ring = collected.write().unwrap_or_else(PoisonError::into_inner);
-                        let index = ring.next_index;
-                        ring.next_index += 1;
-                        if ring.records.len() == TOPIC_LOG_CAPACITY {
-                            ring.records.pop_front();
-                        }
-                        ring.records.push_back(DeviceLogRecord {
-                            index: Some(index),
-                            ..record
-                        });
-                    }
-                    Err(why) => {
-                        tracing::warn!(device = %device_id, error = %why, "log record ignored");
-                    }
+/// Subscribes to `topic` and collects the records published there into a ring: the log source
+/// and the task that collects.
+pub(super) async fn follow_topic(
+    broker: &BrokerHandle,
+    topic: &str,
+    device_id: &str,
+) -> Result<(CollectedLog, TaskGuard), LinkError> {
+    let mut subscription = broker.subscribe(topic).await?;
+    let ring = Arc::new(LogRing::default());
+    let collected = Arc::clone(&ring);
+    let device_id = device_id.to_owned();
+    let task = TaskGuard::spawn(async move {
+        while let Some(message) = subscription.recv().await {
+            let record = json::parse(&message.topic, &message.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|j| {
+                    log_record(&j).map_err(|why| format!("on `{}`: {why}", message.topic))
+                });
+            match record {
+                Ok(record) => collected.push(record),
+                Err(why) => {
+                    tracing::warn!(device = %device_id, error = %why, "log record ignored");
                 }
             }
-        });
-        Ok((Self { ring }, task))
-    }
-}
-
-#[async_trait]
-impl LogSource for TopicLog {
-    async fn fetch(&self, since: Option<LogCursor>) -> Result<LogBatch, LinkError> {
-        let ring = self.ring.read().unwrap_or_else(PoisonError::into_inner);
-        let records: Vec<DeviceLogRecord> = ring
-            .records
-            .iter()
-            .filter(|r| match since {
-                None => true,
-                Some(LogCursor::Index(after)) => r.index.is_some_and(|i| i > after),
-                Some(LogCursor::Time(after)) => r.timestamp.is_none_or(|t| t > after),
-            })
-            .cloned()
-            .collect();
-        let next = records
-            .last()
-            .and_then(|r| r.index)
-            .map(LogCursor::Index)
-            .or(since)
-            .or_else(|| ring.next_index.checked_sub(1).map(LogCursor::Index));
-        Ok(LogBatch { records, next })
-    }
-
-    async fn clear(&self) -> Result<(), LinkError> {
-        // The gateway's copy only: the device's own log is not reachable through a topic.
-        self.ring
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .records
-            .clear();
-        Ok(())
-    }
+        }
+    });
+    Ok((CollectedLog::new(ring), task))
 }

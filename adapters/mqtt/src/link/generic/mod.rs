@@ -31,7 +31,7 @@ use crate::codec::json::from_value;
 use crate::profile::generic::{GenericSection, expand};
 use crate::settings::MqttVersion;
 use firmware::ChunkedFirmware;
-use logs::{RequestLog, TopicLog};
+use logs::{RequestLog, follow_topic};
 use request::{Ask, Requester};
 
 /// A device speaking the generic dialect.
@@ -137,12 +137,9 @@ impl GenericLink {
             }
             Some(map) => match &map.topic {
                 Some(topic) => {
-                    let (log, task) = TopicLog::follow(
-                        &context.broker,
-                        &expand(topic, &device),
-                        &context.device_id,
-                    )
-                    .await?;
+                    let (log, task) =
+                        follow_topic(&context.broker, &expand(topic, &device), &context.device_id)
+                            .await?;
                     tasks.push(task);
                     Some(Box::new(log))
                 }

@@ -3,17 +3,15 @@
 //! device's state while the broker connection is down, since the retained `$state` arrives
 //! again with the resubscription.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use iotmc_adapter::Profile;
 use tokio::sync::watch;
 
 use crate::driver::{ConnectionState, Subscription};
-use crate::link::EventHub;
+use crate::link::{EventHub, LogRing};
 
 use super::Shared;
-use super::logs::LogRing;
 use super::view::{Effect, Mapping};
 
 /// What the task needs.
@@ -27,7 +25,7 @@ pub(super) struct Followed {
     pub(super) shared: Arc<Shared>,
     pub(super) hub: Arc<EventHub>,
     /// The log ring, when the profile collects the device's log.
-    pub(super) ring: Option<Arc<RwLock<LogRing>>>,
+    pub(super) ring: Option<Arc<LogRing>>,
 }
 
 /// Runs until the driver stops.
@@ -86,12 +84,13 @@ impl Followed {
                     fields,
                 } => {
                     if let Some(ring) = &self.ring {
-                        ring.write().unwrap_or_else(PoisonError::into_inner).push(
-                            SystemTime::now(),
+                        ring.push(iotmc_adapter::DeviceLogRecord {
+                            index: None,
+                            timestamp: None,
                             severity,
                             message,
                             fields,
-                        );
+                        });
                     }
                 }
                 Effect::Warn(warning) => {

@@ -26,7 +26,6 @@
 
 mod check;
 mod follow;
-mod logs;
 mod view;
 
 use std::collections::BTreeMap;
@@ -42,14 +41,13 @@ use iotmc_adapter::{
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use super::{EventHub, LinkContext, TaskGuard, broker_down, watch_broker};
+use super::{CollectedLog, EventHub, LinkContext, LogRing, TaskGuard, broker_down, watch_broker};
 use crate::codec::homie::{PropertyPath, encode_value, is_id};
 use crate::driver::{BrokerHandle, ConnectionState};
 use crate::frame::{Outgoing, QoS};
 use crate::profile::HomieSection;
 use crate::profile::homie::{ActionConfirm, DescriptionField, IdentitySource};
 use follow::{Followed, follow};
-use logs::{DeviceLog, LOG_CAPACITY, LogRing};
 use view::{DeviceView, Expectation, Mapping, Outcome, Written};
 
 /// The device view, and a counter bumped on every change so waiters wake.
@@ -86,7 +84,7 @@ pub struct HomieLink {
     broker: BrokerHandle,
     shared: Arc<Shared>,
     hub: Arc<EventHub>,
-    logs: Option<DeviceLog>,
+    logs: Option<CollectedLog>,
     _tasks: [TaskGuard; 2],
 }
 
@@ -118,8 +116,7 @@ impl HomieLink {
             changed: watch::Sender::new(0),
         });
         let hub = Arc::new(EventHub::new(Arc::clone(&context.profile)));
-        let ring = (context.profile.logs.method == "topic")
-            .then(|| Arc::new(RwLock::new(LogRing::new(LOG_CAPACITY))));
+        let ring = (context.profile.logs.method == "topic").then(|| Arc::new(LogRing::default()));
         let followed = Followed {
             device_id: context.device_id.clone(),
             prefix: format!("{base}/"),
@@ -142,7 +139,7 @@ impl HomieLink {
             broker: context.broker,
             shared,
             hub,
-            logs: ring.map(DeviceLog::new),
+            logs: ring.map(CollectedLog::new),
             _tasks: [task, watcher],
         }))
     }

@@ -15,10 +15,10 @@ use iotmc_adapter::{Availability, LinkError, Profile, Value};
 use serde_json::{Map, Value as Json};
 use tokio::sync::oneshot;
 
-use super::logs::LogRing;
 use crate::codec::tasmota::{Answer, Expect, Prefix, StatMessage, Topics};
 use crate::driver::{BrokerHandle, ConnectionState};
 use crate::frame::Outgoing;
+use crate::link::LogRing;
 use crate::link::{EventHub, broker_down};
 use crate::profile::tasmota::{ParameterMap, TasmotaSection};
 
@@ -143,7 +143,7 @@ pub(super) struct Device {
     pub(super) timeout: Duration,
     pub(super) hub: Arc<EventHub>,
     pub(super) mappings: BTreeMap<String, Mapping>,
-    pub(super) log: LogRing,
+    pub(super) log: Arc<LogRing>,
     pub(super) waiters: Waiters,
     /// What the device's LWT last said.
     pub(super) lwt: RwLock<Option<Availability>>,
@@ -186,7 +186,7 @@ impl Device {
             topics,
             timeout,
             mappings,
-            log: LogRing::default(),
+            log: Arc::new(LogRing::default()),
             waiters: Waiters::default(),
             lwt: RwLock::new(None),
             turn: tokio::sync::Mutex::new(()),

@@ -26,18 +26,17 @@ use iotmc_adapter::{
 use serde_json::Value as Json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{LinkContext, TaskGuard, watch_broker};
+use super::{CollectedLog, LinkContext, TaskGuard, watch_broker};
 use crate::codec::tasmota::{Expect, Prefix, lookup};
 use device::Device;
 pub use firmware::UrlPullFirmware;
-pub use logs::{LOG_RING_CAPACITY, TopicLog};
 
 /// A Tasmota device.
 #[derive(Debug)]
 pub struct TasmotaLink {
     device: Arc<Device>,
     firmware: Option<UrlPullFirmware>,
-    logs: Option<TopicLog>,
+    logs: Option<CollectedLog>,
     _tasks: Vec<TaskGuard>,
 }
 
@@ -93,9 +92,8 @@ impl TasmotaLink {
             staged: RwLock::new(None),
             busy: tokio::sync::Mutex::new(()),
         });
-        let logs = (device.profile.logs.method == "topic").then(|| TopicLog {
-            device: Arc::clone(&device),
-        });
+        let logs = (device.profile.logs.method == "topic")
+            .then(|| CollectedLog::new(Arc::clone(&device.log)));
         Ok(Arc::new(Self {
             device,
             firmware,

@@ -71,7 +71,7 @@ impl Device {
 
     fn stat(&self, topic: &str, suffix: &str, payload: &[u8]) {
         match decode_stat(topic, suffix, payload) {
-            Ok(StatMessage::Logging(line)) => self.log.push(line),
+            Ok(StatMessage::Logging(line)) => self.log.push(super::logs::record(line)),
             Ok(message) => {
                 match &message {
                     StatMessage::Result(object) => self.report(object, &Source::Result, topic),
