@@ -268,21 +268,13 @@ impl Driver {
         } else {
             tracing::warn!(%reason, "could not connect");
         }
-        let failed = |topic: &str| {
+        let name = self.name.clone();
+        self.fail_publishes(|topic| {
             LinkError::Transport(format!(
-                "publishing to `{topic}`: the connection to broker `{}` dropped before the \
+                "publishing to `{topic}`: the connection to broker `{name}` dropped before the \
                  broker acknowledged the message ({reason}); it may or may not have arrived",
-                self.name
             ))
-        };
-        let waiters = self
-            .queued
-            .drain(..)
-            .chain(self.held.take().map(|(_, w)| w))
-            .chain(self.inflight.drain().map(|(_, w)| w));
-        for waiter in waiters {
-            let _ = waiter.done.send(Err(failed(&waiter.topic)));
-        }
+        });
         self.subscribes.clear();
         self.subacks.clear();
         self.resubscribing = 0;
@@ -300,6 +292,19 @@ impl Driver {
         retry_in
     }
 
+    /// Fails every publish waiting for the broker (queued, held or in flight) with `error` for
+    /// its topic.
+    fn fail_publishes(&mut self, error: impl Fn(&str) -> LinkError) {
+        let waiters = self
+            .queued
+            .drain(..)
+            .chain(self.held.take().map(|(_, w)| w))
+            .chain(self.inflight.drain().map(|(_, w)| w));
+        for waiter in waiters {
+            let _ = waiter.done.send(Err(error(&waiter.topic)));
+        }
+    }
+
     /// Stops: disconnects cleanly if connected, fails every waiter, closes every subscription.
     async fn stop(&mut self, events: &mut EventLoop) {
         if self.online() && self.client.disconnect().is_ok() {
@@ -312,20 +317,12 @@ impl Driver {
             })
             .await;
         }
-        let closed = |topic: &str| {
+        let name = self.name.clone();
+        self.fail_publishes(|topic| {
             LinkError::Transport(format!(
-                "publishing to `{topic}`: the connection to broker `{}` was shut down",
-                self.name
+                "publishing to `{topic}`: the connection to broker `{name}` was shut down"
             ))
-        };
-        let waiters = self
-            .queued
-            .drain(..)
-            .chain(self.held.take().map(|(_, w)| w))
-            .chain(self.inflight.drain().map(|(_, w)| w));
-        for waiter in waiters {
-            let _ = waiter.done.send(Err(closed(&waiter.topic)));
-        }
+        });
         self.requests.clear();
         self.filters.clear();
         self.set_state(ConnectionState::Closed);
