@@ -400,6 +400,9 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 }
             };
 
+            // iotmc-gateway patch: small MQTT packets go out at once instead of waiting for
+            // the peer's delayed ACK (Nagle), ~44 ms per hop otherwise.
+            let _ = stream.set_nodelay(true);
             let (network, tenant_id) = match self.tls_accept(stream).await {
                 Ok(o) => o,
                 Err(e) => {

@@ -294,6 +294,10 @@ async fn run(
                 true,
                 None,
             ));
+        // A device answers at once; Nagle would hold each answer for the broker's delayed ACK.
+        let mut network = options.network_options();
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, mut rx) = mpsc::channel(256);
         let poller = tokio::spawn(async move {

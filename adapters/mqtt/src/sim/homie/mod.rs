@@ -217,7 +217,9 @@ async fn session(
             QoS::AtLeastOnce,
             true,
         ));
-    let (client, eventloop) = AsyncClient::new(mqtt, 256);
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 256);
+    // A device answers at once; Nagle would hold each answer for the broker's delayed ACK.
+    eventloop.network_options.set_tcp_nodelay(true);
     let (links, mut link) = mpsc::channel(64);
     let pump = Pump(tokio::spawn(pump(eventloop, links)));
     let device = Device {

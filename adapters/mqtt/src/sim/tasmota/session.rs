@@ -71,6 +71,8 @@ async fn session(
     mqtt.set_max_packet_size(512 * 1024, 512 * 1024);
     mqtt.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtMostOnce, true));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 512);
+    // A device answers at once; Nagle would hold each answer for the broker's delayed ACK.
+    eventloop.network_options.set_tcp_nodelay(true);
     let device = Device {
         client: &client,
         topics,
