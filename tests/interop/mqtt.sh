@@ -31,6 +31,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=tests/interop/common.sh
+. "$here/common.sh"
 work="$(mktemp -d -t iotmc-mqtt-interop-XXXXXX)"
 ns="iotmc-mqtt-$$"
 venv="${IOTMC_INTEROP_VENV:-$root/target/interop-venv}"
@@ -42,14 +44,6 @@ demo_pid=""
 run_pid=""
 action_pid=""
 sub_pids=()
-
-stop_process() { # pid: SIGTERM, up to 10 s, then SIGKILL
-    if [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; then
-        kill -TERM "$1" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-}
 
 cleanup() {
     local pid
@@ -63,22 +57,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() { # name, command...
-    local name="$1"; shift
-    if "$@"; then
-        echo "ok   $name"; passed=$((passed + 1))
-    else
-        echo "FAIL $name"; failed=$((failed + 1))
-    fi
-}
-
 mosquitto_bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 for tool in ip curl python3 openssl mosquitto_pub mosquitto_sub "$mosquitto_bin"; do
     command -v "$tool" >/dev/null || { echo "interop: $tool is missing (install iproute2, curl, python3, openssl, mosquitto, mosquitto-clients)" >&2; exit 2; }
 done
-if [[ "$(id -u)" != 0 ]]; then
-    echo "interop: needs root for ip netns" >&2; exit 2
-fi
+require_root
 
 # The same venv as run.sh (which also installs pymodbus into it); only upnp-client is used here.
 if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-client 2>/dev/null | grep -q "^Version: $ASYNC_UPNP_CLIENT_VERSION$"; then
@@ -87,16 +70,9 @@ if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-clien
 fi
 upnp_client=("$venv/bin/upnp-client" --timeout 10)
 
-(cd "$root" && cargo build --quiet --locked --bin iotmc-gateway)
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-gateway="$target_dir/debug/iotmc-gateway"
+build_gateway
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip -n "$ns" link set lo multicast on
-ip -n "$ns" route add 224.0.0.0/4 dev lo
-in_ns() { ip netns exec "$ns" "$@"; }
+make_namespace
 
 # ---------------------------------------------------------------------------------------------
 # The broker: a PKI (CA, broker certificate for 127.0.0.1, the gateway's client certificate, and

@@ -26,6 +26,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=tests/interop/common.sh
+. "$here/common.sh"
 work="$(mktemp -d -t iotmc-interop-XXXXXX)"
 ns="iotmc-interop-$$"
 venv="${IOTMC_INTEROP_VENV:-$root/target/interop-venv}"
@@ -37,14 +39,6 @@ demo_pid=""
 server_pid=""
 run_pid=""
 
-stop_process() { # pid: SIGTERM, up to 10 s, then SIGKILL
-    if [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; then
-        kill -TERM "$1" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-}
-
 cleanup() {
     stop_process "$run_pid"
     stop_process "$server_pid"
@@ -54,21 +48,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() { # name, command...
-    local name="$1"; shift
-    if "$@"; then
-        echo "ok   $name"; passed=$((passed + 1))
-    else
-        echo "FAIL $name"; failed=$((failed + 1))
-    fi
-}
-
 for tool in ip curl gssdp-discover python3; do
     command -v "$tool" >/dev/null || { echo "interop: $tool is missing (install iproute2, curl, gupnp-tools, python3)" >&2; exit 2; }
 done
-if [[ "$(id -u)" != 0 ]]; then
-    echo "interop: needs root for ip netns" >&2; exit 2
-fi
+require_root
 
 if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-client 2>/dev/null | grep -q "^Version: $ASYNC_UPNP_CLIENT_VERSION$" \
     || ! "$venv/bin/pip" show pymodbus 2>/dev/null | grep -q "^Version: $PYMODBUS_VERSION$"; then
@@ -77,16 +60,9 @@ if [[ ! -x "$venv/bin/upnp-client" ]] || ! "$venv/bin/pip" show async-upnp-clien
 fi
 upnp_client=("$venv/bin/upnp-client" --timeout 5)
 
-(cd "$root" && cargo build --quiet --locked --bin iotmc-gateway)
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-gateway="$target_dir/debug/iotmc-gateway"
+build_gateway
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip -n "$ns" link set lo multicast on
-ip -n "$ns" route add 224.0.0.0/4 dev lo
-in_ns() { ip netns exec "$ns" "$@"; }
+make_namespace
 
 # Not through the in_ns function: $! must be the gateway itself (ip netns exec execs it).
 ip netns exec "$ns" "$gateway" demo --change-every 1s >"$work/demo.out" 2>"$work/demo.log" &
