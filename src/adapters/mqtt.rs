@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use iotmc_adapter::LocatedError;
-use iotmc_adapter_mqtt::settings::{DEFAULT_MAX_PACKET_SIZE, tls_client_config};
+use iotmc_adapter_mqtt::settings::tls_client_config;
 use iotmc_adapter_mqtt::{BrokerSettings, MqttVersion};
 
 use crate::config::{Config, VersionConfig};
@@ -73,28 +73,26 @@ pub(super) fn brokers(config: &Config) -> Result<Vec<BrokerSettings>, Vec<Locate
                 }
             }
         };
-        let client_id = broker.client_id(&config.gateway.id);
+        // `plain` gives the reply prefix the driver answers on; the rest is the config's.
         brokers.push(BrokerSettings {
-            name: broker.name.clone(),
-            host: broker.host.clone(),
-            port: broker.port(),
             version: match broker.version {
                 VersionConfig::V5 => MqttVersion::V5,
                 VersionConfig::V311 => MqttVersion::V311,
             },
-            reply_prefix: format!("iotmc/{client_id}/reply"),
-            client_id,
             keep_alive: broker.keep_alive,
             credentials: broker
                 .username
                 .clone()
                 .map(|user| (user, password.unwrap_or_default())),
             tls,
-            max_packet_size: if broker.max_packet_size == 0 {
-                DEFAULT_MAX_PACKET_SIZE
-            } else {
-                broker.max_packet_size
-            },
+            // `config check` keeps it within 4096..16 MiB.
+            max_packet_size: broker.max_packet_size,
+            ..BrokerSettings::plain(
+                &broker.name,
+                &broker.host,
+                broker.port(),
+                &broker.client_id(&config.gateway.id),
+            )
         });
     }
     if errors.is_empty() {
@@ -115,4 +113,56 @@ fn read_secret(path: &Path) -> std::io::Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(dir: &Path, tls: &str) -> Config {
+        let text = format!(
+            "[gateway]\nid = \"gw\"\nname = \"gw\"\nstate_dir = \"state\"\n\n[[mqtt.brokers]]\nname = \"plant\"\nhost = \"127.0.0.1\"\nusername = \"gw\"\npassword_file = \"password\"\n{tls}\n"
+        );
+        Config::from_toml(&dir.join("gateway.toml"), &text).expect("the config is valid")
+    }
+
+    #[test]
+    fn broker_files_should_be_read_and_their_problems_located() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("password"), "s3cret\nignored\n").expect("write");
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate").expect("write");
+
+        let plain = brokers(&config(dir.path(), "")).expect("no TLS, readable password");
+        assert_eq!(
+            plain[0].credentials,
+            Some(("gw".to_owned(), "s3cret".to_owned())),
+            "the password is the file's first line"
+        );
+        assert_eq!(plain[0].client_id, "iotmc-gw");
+        assert_eq!(plain[0].port, 1883);
+
+        let errors = brokers(&config(
+            dir.path(),
+            "tls = { ca = \"ca.pem\", certificate = \"missing.pem\", key = \"missing.key\" }",
+        ))
+        .expect_err("a missing client certificate and key");
+        let fields: Vec<_> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            ["mqtt.brokers[0].tls.certificate", "mqtt.brokers[0].tls.key"]
+        );
+        assert!(
+            errors[0].message.contains("broker `plant`")
+                && errors[0].message.contains("missing.pem"),
+            "{}",
+            errors[0]
+        );
+
+        let errors = brokers(&config(dir.path(), "tls = { ca = \"ca.pem\" }"))
+            .expect_err("a CA file without a certificate");
+        assert_eq!(errors[0].field.as_deref(), Some("mqtt.brokers[0].tls"));
+        assert!(errors[0].message.contains("CA"), "{}", errors[0]);
+    }
 }

@@ -121,6 +121,26 @@ pub enum ErrorKind {
 }
 
 impl LinkError {
+    /// Attaching `device_id` failed because its profile's protocol section has `errors` (the
+    /// catalog normally catches them before; this is the adapter's own guard).
+    pub fn invalid_profile(
+        device_id: &str,
+        profile_id: &str,
+        errors: &[crate::LocatedError],
+    ) -> Self {
+        Self::Unsupported {
+            operation: format!("attaching device `{device_id}`"),
+            reason: format!(
+                "its profile `{profile_id}` has errors: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+
     /// The classification of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -119,17 +119,8 @@ impl Adapter for ModbusAdapter {
                 operation: format!("attaching device `{}`", binding.device_id),
                 reason: format!("{:?} is not a Modbus address: {e}", binding.address),
             })?;
-        let section = load_section(&binding.profile).map_err(|errors| LinkError::Unsupported {
-            operation: format!("attaching device `{}`", binding.device_id),
-            reason: format!(
-                "its profile `{}` has errors: {}",
-                binding.profile.id,
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+        let section = load_section(&binding.profile).map_err(|errors| {
+            LinkError::invalid_profile(&binding.device_id, &binding.profile.id, &errors)
         })?;
         let bus = self.bus(&binding.device_id, &address)?;
         tracing::info!(device = %binding.device_id, bus = %bus.bus(), unit = address.unit(), "attached");

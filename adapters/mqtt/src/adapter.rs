@@ -110,17 +110,8 @@ impl Adapter for MqttAdapter {
                     operation: operation(),
                     reason,
                 })?;
-        let section = load_section(&binding.profile).map_err(|errors| LinkError::Unsupported {
-            operation: operation(),
-            reason: format!(
-                "its profile `{}` has errors: {}",
-                binding.profile.id,
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+        let section = load_section(&binding.profile).map_err(|errors| {
+            LinkError::invalid_profile(&binding.device_id, &binding.profile.id, &errors)
         })?;
         let broker = self.broker(&binding.device_id, &address.broker)?;
         let link = link::attach(LinkContext {
