@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use iotmc_adapter::{LocatedError, Value};
 
-use super::{Config, MAX_PROBATION, MIN_EMERGENCY_PROBATION, MIN_PROBATION, SchedulePolicy};
+use super::{Config, MAX_PROBATION, SchedulePolicy};
 
 impl Config {
     pub(super) fn check_meaning(&self) -> Vec<LocatedError> {
@@ -28,6 +28,52 @@ impl Config {
                 "gateway.name".into(),
                 "must not be empty; controllers show it to operators".into(),
             );
+        }
+        let fw = &self.firmware;
+        if fw.max_image_size == 0 || fw.max_image_size > 1024 * 1024 * 1024 {
+            fail(
+                "firmware.max_image_size".into(),
+                format!(
+                    "{} bytes is outside 1 byte to 1 GiB (default 32 MiB)",
+                    fw.max_image_size
+                ),
+            );
+        }
+        for (key, value, low) in [
+            (
+                "firmware.scan_interval",
+                fw.scan_interval,
+                Duration::from_millis(100),
+            ),
+            (
+                "firmware.check_interval",
+                fw.check_interval,
+                Duration::from_millis(100),
+            ),
+        ] {
+            if value < low || value > Duration::from_secs(24 * 3600) {
+                fail(
+                    key.into(),
+                    format!(
+                        "{} is outside {} to 1day",
+                        humantime::format_duration(value),
+                        humantime::format_duration(low)
+                    ),
+                );
+            }
+        }
+        if let Some(floor) = fw.test_probation_floor {
+            if !cfg!(debug_assertions) {
+                fail(
+                    "firmware.test_probation_floor".into(),
+                    "only test builds accept this key; a release build keeps probation at 24h (1h for emergency images) or longer: remove it".into(),
+                );
+            } else if floor.is_zero() {
+                fail(
+                    "firmware.test_probation_floor".into(),
+                    "must be above zero".into(),
+                );
+            }
         }
         if !is_domain(&self.gateway.vendor_domain) {
             fail(
@@ -113,25 +159,28 @@ impl Config {
                 }
             }
             let fw = &group.firmware;
-            if !(MIN_PROBATION..=MAX_PROBATION).contains(&fw.probation) {
+            let (floor, emergency_floor) = self.probation_floors();
+            if !(floor..=MAX_PROBATION).contains(&fw.probation) {
                 fail(
                     at("firmware.probation"),
                     format!(
-                        "{} is outside the allowed 24h to 30days; shorter probation is only for emergency updates (emergency_probation)",
-                        humantime::format_duration(fw.probation)
+                        "{} is outside the allowed {} to 30days; shorter probation is only for emergency updates (emergency_probation)",
+                        humantime::format_duration(fw.probation),
+                        humantime::format_duration(floor)
                     ),
                 );
             }
             // Against a probation that is itself out of bounds the comparison would only repeat
             // that error.
-            else if fw.emergency_probation < MIN_EMERGENCY_PROBATION
+            else if fw.emergency_probation < emergency_floor
                 || fw.emergency_probation > fw.probation
             {
                 fail(
                     at("firmware.emergency_probation"),
                     format!(
-                        "{} is outside the allowed 1h up to `probation`",
-                        humantime::format_duration(fw.emergency_probation)
+                        "{} is outside the allowed {} up to `probation`",
+                        humantime::format_duration(fw.emergency_probation),
+                        humantime::format_duration(emergency_floor)
                     ),
                 );
             }

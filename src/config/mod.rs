@@ -43,6 +43,9 @@ pub struct Config {
     /// MQTT broker connections.
     #[serde(default)]
     pub mqtt: MqttConfig,
+    /// The firmware engine.
+    #[serde(default)]
+    pub firmware: FirmwareSection,
     /// The file this came from (for locating errors found later).
     #[serde(skip)]
     pub source: TomlSource,
@@ -157,6 +160,66 @@ pub struct TrustSection {
     /// Directory of vendor Ed25519 public keys trusted to sign firmware.
     #[serde(default)]
     pub firmware_keys: Option<PathBuf>,
+}
+
+/// Largest firmware image accepted by default (DESIGN.md §1: 32 MB for a device with 64 MB of
+/// flash).
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 32 * 1024 * 1024;
+
+/// `[firmware]`: the firmware engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareSection {
+    /// Largest image the store accepts, in bytes (default 32 MiB, at most 1 GiB); a profile's
+    /// `firmware.max_image_size` lowers it for its devices.
+    #[serde(default = "default_max_image_size")]
+    pub max_image_size: u64,
+    /// How often the running gateway looks for images imported by `iotmc-gateway firmware
+    /// import` (default 5s).
+    #[serde(default = "default_scan_interval", with = "serde_duration")]
+    pub scan_interval: Duration,
+    /// Time between health checks of a device on probation (default 1min).
+    #[serde(default = "default_check_interval", with = "serde_duration")]
+    pub check_interval: Duration,
+    /// Test builds only (debug assertions on): lowers the probation floors (24h, and 1h for
+    /// emergency images) to this, so tests can watch a probation end. A release build refuses
+    /// the key.
+    #[serde(default, with = "serde_duration::option")]
+    pub test_probation_floor: Option<Duration>,
+}
+
+impl Default for FirmwareSection {
+    fn default() -> Self {
+        Self {
+            max_image_size: default_max_image_size(),
+            scan_interval: default_scan_interval(),
+            check_interval: default_check_interval(),
+            test_probation_floor: None,
+        }
+    }
+}
+
+fn default_max_image_size() -> u64 {
+    DEFAULT_MAX_IMAGE_SIZE
+}
+
+fn default_scan_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Config {
+    /// The shortest probation allowed for ordinary and for emergency images: 24h and 1h, or
+    /// `[firmware] test_probation_floor` in a test build.
+    pub fn probation_floors(&self) -> (Duration, Duration) {
+        match self.firmware.test_probation_floor {
+            Some(floor) if cfg!(debug_assertions) => (floor, floor),
+            _ => (MIN_PROBATION, MIN_EMERGENCY_PROBATION),
+        }
+    }
 }
 
 /// `[[groups]]`: a management group.

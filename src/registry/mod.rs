@@ -30,6 +30,28 @@ pub const FILE_NAME: &str = "registry.redb";
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("lifecycle_history");
+/// The firmware update of each device (its last one, JSON), by device id.
+const FIRMWARE_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("firmware_jobs");
+/// Firmware campaigns (JSON), by campaign id.
+const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("firmware_campaigns");
+
+/// A table of JSON records the firmware engine keeps in the registry database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirmwareTable {
+    /// Each device's last firmware update, by device id.
+    Jobs,
+    /// Campaigns, by id.
+    Campaigns,
+}
+
+impl FirmwareTable {
+    fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Self::Jobs => FIRMWARE_JOBS,
+            Self::Campaigns => CAMPAIGNS,
+        }
+    }
+}
 
 /// A registry failure, saying which file and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -380,6 +402,62 @@ impl Registry {
             meta.insert("config_id", id).map_err(storage)?;
             Ok(u32::try_from(id).unwrap_or(1))
         })
+    }
+
+    /// Stores a firmware record (one transaction, durable when this returns).
+    pub fn put_firmware(
+        &self,
+        table: FirmwareTable,
+        key: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), RegistryError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.write(|txn| {
+            txn.open_table(table.definition())
+                .map_err(storage)?
+                .insert(key, bytes.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    /// Removes a firmware record.
+    pub fn remove_firmware(&self, table: FirmwareTable, key: &str) -> Result<(), RegistryError> {
+        self.write(|txn| {
+            txn.open_table(table.definition())
+                .map_err(storage)?
+                .remove(key)
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    /// Every record of a firmware table, by key. A record that does not decode is an error
+    /// naming it.
+    pub fn firmware_records<T: serde::de::DeserializeOwned>(
+        &self,
+        table: FirmwareTable,
+    ) -> Result<Vec<(String, T)>, RegistryError> {
+        let txn = self.read()?;
+        let table = match txn.open_table(table.definition()) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        table
+            .iter()
+            .map_err(storage)?
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(storage)?;
+                let key = key.value().to_owned();
+                let value =
+                    serde_json::from_slice(bytes.value()).map_err(|e| RegistryError::Corrupt {
+                        id: key.clone(),
+                        detail: format!("firmware record: {e}"),
+                    })?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     /// Increments a device's configuration version and returns the new one.

@@ -11,11 +11,9 @@ use crate::upnp::scpd::{
 const READ: Access = Access::ReadOnly;
 const CHANGE: Access = Access::StateChanging;
 
-const FIRMWARE_ENGINE: &str = "the firmware update engine (image store, scheduling, probation) is not part of this release yet";
 const DIAGNOSTICS_ENGINE: &str = "the diagnostics log engine (per-device ring log, filters, export) is not part of this release yet";
 const ENROLLMENT_ENGINE: &str = "the enrollment service (mutual-TLS enrollment, approval queue) is not part of this release yet";
 const BATCH_ENGINE: &str = "batch configuration is not part of this release yet";
-const CAMPAIGN_ENGINE: &str = "firmware campaigns are not part of this release yet";
 
 /// Lifecycle states as Lifecycle:1 reports them.
 pub const LIFECYCLE_STATES: &[&str] = &[
@@ -146,6 +144,13 @@ pub static CONFIGURATION_MANAGEMENT: ServiceSpec = ServiceSpec {
 };
 
 /// Vendor `FirmwareUpdate:1`.
+///
+/// Evented values:
+/// - `FirmwareAvailable`: `<version>,<sha256>,<size>,<release date>[,emergency]` of the image
+///   on offer for the device, or empty when there is none.
+/// - `FirmwareUpdateStatus`: `<Status>,<UpdateId>,<ResultCode>,<bytes acknowledged>/<bytes
+///   total>`, or `Idle` before the first update. Every phase change is evented; progress at most
+///   once a second.
 pub static FIRMWARE_UPDATE: ServiceSpec = ServiceSpec {
     name: "FirmwareUpdate",
     version: 1,
@@ -156,37 +161,47 @@ pub static FIRMWARE_UPDATE: ServiceSpec = ServiceSpec {
             name: "GetFirmwareInfo",
             arguments: &[
                 o("RunningVersion", "A_ARG_TYPE_String"),
+                o("RunningSize", "A_ARG_TYPE_Size"),
+                o("RunningSha256", "A_ARG_TYPE_String"),
+                o("RunningReleaseDate", "A_ARG_TYPE_String"),
                 o("OfferedVersion", "A_ARG_TYPE_String"),
                 o("OfferedSize", "A_ARG_TYPE_Size"),
                 o("OfferedSha256", "A_ARG_TYPE_String"),
                 o("OfferedReleaseDate", "A_ARG_TYPE_String"),
+                o("OfferedEmergency", "A_ARG_TYPE_Boolean"),
             ],
             access: READ,
-            missing: Some(FIRMWARE_ENGINE),
+            missing: None,
         },
         Action {
             name: "ScheduleFirmwareUpdate",
             arguments: &[
                 i("StartTime", "A_ARG_TYPE_DateTime"),
+                i("ImageSha256", "A_ARG_TYPE_String"),
                 o("UpdateId", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(FIRMWARE_ENGINE),
+            missing: None,
         },
         Action {
             name: "CancelFirmwareUpdate",
             arguments: &[i("UpdateId", "A_ARG_TYPE_String")],
             access: CHANGE,
-            missing: Some(FIRMWARE_ENGINE),
+            missing: None,
         },
         Action {
             name: "GetFirmwareUpdateStatus",
             arguments: &[
-                o("Status", "FirmwareUpdateStatus"),
+                o("UpdateId", "A_ARG_TYPE_String"),
+                o("Status", "A_ARG_TYPE_Status"),
                 o("ResultCode", "A_ARG_TYPE_ResultCode"),
+                o("BytesAcknowledged", "A_ARG_TYPE_Size"),
+                o("BytesTotal", "A_ARG_TYPE_Size"),
+                o("ProbationEnds", "A_ARG_TYPE_String"),
+                o("Detail", "A_ARG_TYPE_String"),
             ],
             access: READ,
-            missing: Some(FIRMWARE_ENGINE),
+            missing: None,
         },
     ],
     variables: &[
@@ -194,10 +209,30 @@ pub static FIRMWARE_UPDATE: ServiceSpec = ServiceSpec {
         StateVariable::evented("FirmwareUpdateStatus", DataType::String),
         StateVariable::arg("A_ARG_TYPE_String", DataType::String),
         StateVariable::arg("A_ARG_TYPE_Size", DataType::Ui4),
+        StateVariable::arg("A_ARG_TYPE_Boolean", DataType::Boolean),
         StateVariable::arg("A_ARG_TYPE_DateTime", DataType::DateTime),
+        StateVariable::arg("A_ARG_TYPE_Status", DataType::String).allowing(FIRMWARE_STATUSES),
         StateVariable::arg("A_ARG_TYPE_ResultCode", DataType::I4),
     ],
 };
+
+/// `GetFirmwareUpdateStatus` statuses: `Idle` before any update, then the phases of
+/// [`crate::firmware::machine::Phase`].
+pub const FIRMWARE_STATUSES: &[&str] = &[
+    "Idle",
+    "Scheduled",
+    "WaitingForWindow",
+    "Downloading",
+    "Verified",
+    "Transferring",
+    "Staged",
+    "Rebooting",
+    "Probation",
+    "Confirmed",
+    "RolledBack",
+    "Failed",
+    "Cancelled",
+];
 
 /// Vendor `Diagnostics:1`.
 pub static DIAGNOSTICS: ServiceSpec = ServiceSpec {
@@ -323,15 +358,48 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
             arguments: &[
                 i("Targets", "A_ARG_TYPE_String"),
                 i("ImageSha256", "A_ARG_TYPE_String"),
+                i("StartTime", "A_ARG_TYPE_DateTime"),
+                i("MaxConcurrent", "A_ARG_TYPE_Count"),
+                i("FailureThreshold", "A_ARG_TYPE_Count"),
                 o("CampaignId", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(CAMPAIGN_ENGINE),
+            missing: None,
+        },
+        Action {
+            name: "PauseFirmwareCampaign",
+            arguments: &[i("CampaignId", "A_ARG_TYPE_String")],
+            access: CHANGE,
+            missing: None,
+        },
+        Action {
+            name: "ResumeFirmwareCampaign",
+            arguments: &[i("CampaignId", "A_ARG_TYPE_String")],
+            access: CHANGE,
+            missing: None,
+        },
+        Action {
+            name: "AbortFirmwareCampaign",
+            arguments: &[i("CampaignId", "A_ARG_TYPE_String")],
+            access: CHANGE,
+            missing: None,
+        },
+        Action {
+            name: "GetFirmwareCampaignStatus",
+            arguments: &[
+                i("CampaignId", "A_ARG_TYPE_String"),
+                o("Status", "A_ARG_TYPE_String"),
+            ],
+            access: READ,
+            missing: None,
         },
     ],
     variables: &[
         StateVariable::evented("InventoryVersion", DataType::Ui4),
+        StateVariable::evented("FirmwareCampaignStatus", DataType::String),
         StateVariable::arg("A_ARG_TYPE_String", DataType::String),
+        StateVariable::arg("A_ARG_TYPE_DateTime", DataType::DateTime),
+        StateVariable::arg("A_ARG_TYPE_Count", DataType::Ui4),
     ],
 };
 
@@ -425,6 +493,9 @@ mod tests {
             "RejectEnrollment",
             "BatchSetValues",
             "StartFirmwareCampaign",
+            "PauseFirmwareCampaign",
+            "ResumeFirmwareCampaign",
+            "AbortFirmwareCampaign",
         ];
         for spec in DEVICE_SERVICES.iter().chain(GATEWAY_SERVICES.iter()) {
             for action in spec.actions {
@@ -441,7 +512,7 @@ mod tests {
                         .iter()
                         .filter(|a| a.direction == Direction::Out)
                         .count()
-                        <= 7
+                        <= 9
                 );
             }
         }
