@@ -183,3 +183,26 @@ impl Campaign {
         self.devices.iter().map(|(d, s)| (d.as_str(), s)).collect()
     }
 }
+
+// SKELETON: helpers the UPnP layer uses (filled in by the campaign work).
+impl Campaign {
+    /// The evented `FirmwareCampaignStatus`.
+    pub fn status_value(&self) -> String {
+        todo!("campaign")
+    }
+
+    /// GetFirmwareCampaignStatus's XML.
+    pub fn status_xml(&self) -> String {
+        todo!("campaign")
+    }
+}
+
+/// Parses campaign targets: `group:<name>` items and device ids, comma-separated.
+pub fn parse_targets(
+    spec: &str,
+    groups: &BTreeMap<String, Vec<String>>,
+    devices: &[String],
+) -> Result<Vec<String>, String> {
+    let _ = (spec, groups, devices);
+    todo!("campaign")
+}
