@@ -47,6 +47,14 @@ pub fn image(version: &str, body: usize) -> FirmwareImage {
     raw_image(version, bytes)
 }
 
+/// An image whose header `SIMFW:<version>;unhealthy` makes the simulator report a
+/// `filter_pressure` outside the profile's health range while it runs.
+pub fn unhealthy_image(version: &str, body: usize) -> FirmwareImage {
+    let mut bytes = format!("SIMFW:{version};unhealthy\n").into_bytes();
+    bytes.extend((0..body).map(|i| (i % 251) as u8));
+    raw_image(version, bytes)
+}
+
 pub fn raw_image(version: &str, bytes: Vec<u8>) -> FirmwareImage {
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     FirmwareImage {

@@ -3,7 +3,9 @@
 //! is confirmed within a window. Pure: the device task passes `now` and carries out restarts.
 //!
 //! A simulated image starts with the ASCII header `SIMFW:<version>\n` (as the Modbus
-//! simulator's); anything else fails its test boot.
+//! simulator's), or `SIMFW:<version>;unhealthy\n` for an image that boots but reports a
+//! `filter_pressure` outside the profile's health range while it runs; anything else fails its
+//! test boot.
 
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -46,6 +48,8 @@ enum NextBoot {
 #[derive(Debug)]
 pub(super) struct Firmware {
     banks: [Option<String>; 2],
+    /// Whether each bank's image is healthy (a `;unhealthy` header makes it not).
+    healthy: [bool; 2],
     /// The image bytes of each bank (to boot them).
     images: [Option<Vec<u8>>; 2],
     active: usize,
@@ -64,6 +68,7 @@ impl Firmware {
     pub(super) fn new(version: &str, max_image_size: u64) -> Self {
         Self {
             banks: [Some(version.to_owned()), None],
+            healthy: [true, true],
             images: [Some(format!("SIMFW:{version}\n").into_bytes()), None],
             active: 0,
             confirmed: true,
@@ -79,6 +84,11 @@ impl Firmware {
     /// The running version.
     pub(super) fn running(&self) -> String {
         self.banks[self.active].clone().unwrap_or_default()
+    }
+
+    /// Whether the running image is one whose header says `;unhealthy`.
+    pub(super) fn running_unhealthy(&self) -> bool {
+        !self.healthy[self.active]
     }
 
     /// When an unconfirmed test image reverts, if one runs.
@@ -126,8 +136,23 @@ impl Firmware {
                 Ok((json!({}), After::Stay))
             }
             "revert" => {
-                if self.banks[self.standby()].is_none() {
+                let standby = self.standby();
+                if self.banks[standby].is_none() {
                     return Err(("no_image", "the other bank holds no image".into()));
+                }
+                // After a failed test boot the other bank holds bytes that do not boot.
+                if self.images[standby]
+                    .as_deref()
+                    .and_then(parse_header)
+                    .is_none()
+                {
+                    return Err((
+                        "no_image",
+                        format!(
+                            "the other bank holds no bootable image; still running {}",
+                            self.running()
+                        ),
+                    ));
                 }
                 self.next_boot = NextBoot::Revert;
                 Ok((json!({}), After::Restart))
@@ -301,11 +326,15 @@ impl Firmware {
                 let header = parse_header(&staging.bytes);
                 self.images[standby] = Some(staging.bytes);
                 match header {
-                    Some(version) => {
+                    Some(Header { version, healthy }) => {
                         self.banks[standby] = Some(version.clone());
+                        self.healthy[standby] = healthy;
                         self.active = standby;
                         self.confirmed = !test;
-                        self.probation_until = test.then(|| now + confirm_window);
+                        // A window too long for the clock never runs out.
+                        self.probation_until = test
+                            .then(|| now.checked_add(confirm_window))
+                            .flatten();
                         let how = if test { "on test" } else { "for good" };
                         (
                             6,
@@ -362,13 +391,27 @@ impl Firmware {
     }
 }
 
-/// The version in a `SIMFW:<version>\n` header.
-fn parse_header(bytes: &[u8]) -> Option<String> {
+/// What an image's header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Header {
+    version: String,
+    /// False for `;unhealthy`.
+    healthy: bool,
+}
+
+/// The header `SIMFW:<version>[;<flag>...]\n`; the flag `unhealthy` marks an unhealthy image,
+/// other flags are ignored.
+fn parse_header(bytes: &[u8]) -> Option<Header> {
     let rest = bytes.strip_prefix(b"SIMFW:")?;
     let end = rest.iter().position(|&b| b == b'\n')?;
-    let version = std::str::from_utf8(&rest[..end]).ok()?;
-    let version = version.split(';').next()?.trim();
-    (!version.is_empty() && version.len() <= 32).then(|| version.to_owned())
+    let line = std::str::from_utf8(&rest[..end]).ok()?;
+    let mut parts = line.split(';');
+    let version = parts.next()?.trim();
+    let healthy = !parts.any(|flag| flag.trim() == "unhealthy");
+    (!version.is_empty() && version.len() <= 32).then(|| Header {
+        version: version.to_owned(),
+        healthy,
+    })
 }
 
 #[cfg(test)]
@@ -435,6 +478,99 @@ mod tests {
         fw.probation_expired();
         fw.boot(Instant::now(), Duration::from_secs(60));
         assert_eq!(fw.running(), "1.0.0");
+    }
+
+    fn install(fw: &mut Firmware, bytes: &[u8], mode: &str) -> (u8, String) {
+        begin(fw, bytes, 0).unwrap();
+        send(fw, bytes, 0);
+        op(fw, json!({"op": "activate", "mode": mode})).unwrap();
+        fw.boot(Instant::now(), Duration::from_secs(60))
+    }
+
+    fn unhealthy(version: &str) -> Vec<u8> {
+        let mut bytes = format!("SIMFW:{version};unhealthy\n").into_bytes();
+        bytes.extend((0..3000u32).map(|i| (i % 251) as u8));
+        bytes
+    }
+
+    #[test]
+    fn header_should_carry_the_version_and_the_unhealthy_flag() {
+        let header = |text: &[u8]| parse_header(text);
+        assert_eq!(
+            header(b"SIMFW:2.0.0\nbody"),
+            Some(Header {
+                version: "2.0.0".into(),
+                healthy: true
+            })
+        );
+        assert_eq!(
+            header(b"SIMFW:2.0.0;unhealthy\n"),
+            Some(Header {
+                version: "2.0.0".into(),
+                healthy: false
+            })
+        );
+        assert_eq!(
+            header(b"SIMFW:2.0.0;beta\n").map(|h| h.healthy),
+            Some(true)
+        );
+        assert_eq!(header(b"SIMFW:;unhealthy\n"), None);
+        assert_eq!(header(b"SIMFW:2.0.0"), None);
+    }
+
+    #[test]
+    fn unhealthy_image_should_boot_on_test_and_be_unhealthy_until_reverted() {
+        let mut fw = Firmware::new("1.0.0", 1 << 20);
+        let (severity, line) = install(&mut fw, &unhealthy("2.0.0"), "test");
+        assert_eq!(severity, 6, "{line}");
+        assert_eq!(fw.running(), "2.0.0");
+        assert!(fw.running_unhealthy());
+        let (_, after) = op(&mut fw, json!({"op": "revert"})).unwrap();
+        assert_eq!(after, After::Restart);
+        fw.boot(Instant::now(), Duration::from_secs(60));
+        assert_eq!(fw.running(), "1.0.0");
+        assert!(!fw.running_unhealthy());
+    }
+
+    #[test]
+    fn a_healthy_image_installed_after_an_unhealthy_one_should_be_healthy() {
+        let mut fw = Firmware::new("1.0.0", 1 << 20);
+        install(&mut fw, &unhealthy("2.0.0"), "test");
+        op(&mut fw, json!({"op": "confirm"})).unwrap();
+        assert!(fw.running_unhealthy());
+        install(&mut fw, &image("2.0.1"), "test");
+        assert_eq!(fw.running(), "2.0.1");
+        assert!(!fw.running_unhealthy());
+    }
+
+    #[test]
+    fn revert_after_a_failed_test_boot_should_be_refused_and_keep_the_running_image() {
+        let mut fw = Firmware::new("1.0.0", 1 << 20);
+        install(&mut fw, b"not a firmware image", "test");
+        let (code, message) = op(&mut fw, json!({"op": "revert"})).unwrap_err();
+        assert_eq!(code, "no_image");
+        assert!(message.contains("still running 1.0.0"), "{message}");
+        fw.boot(Instant::now(), Duration::from_secs(60));
+        assert_eq!(fw.running(), "1.0.0");
+    }
+
+    #[test]
+    fn a_long_confirm_window_should_hold_and_one_past_the_clock_should_never_run_out() {
+        let now = Instant::now();
+        let mut fw = Firmware::new("1.0.0", 1 << 20);
+        begin(&mut fw, &image("2.0.0"), 0).unwrap();
+        send(&mut fw, &image("2.0.0"), 0);
+        op(&mut fw, json!({"op": "activate", "mode": "test"})).unwrap();
+        fw.boot(now, Duration::from_secs(30 * 60));
+        assert_eq!(fw.probation_until(), Some(now + Duration::from_secs(30 * 60)));
+        op(&mut fw, json!({"op": "revert"})).unwrap();
+        fw.boot(now, Duration::from_secs(60));
+        begin(&mut fw, &image("2.0.0"), 0).unwrap();
+        send(&mut fw, &image("2.0.0"), 0);
+        op(&mut fw, json!({"op": "activate", "mode": "test"})).unwrap();
+        fw.boot(now, Duration::MAX);
+        assert_eq!(fw.running(), "2.0.0");
+        assert_eq!(fw.probation_until(), None);
     }
 
     #[test]
