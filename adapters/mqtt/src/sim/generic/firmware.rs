@@ -332,9 +332,8 @@ impl Firmware {
                         self.active = standby;
                         self.confirmed = !test;
                         // A window too long for the clock never runs out.
-                        self.probation_until = test
-                            .then(|| now.checked_add(confirm_window))
-                            .flatten();
+                        self.probation_until =
+                            test.then(|| now.checked_add(confirm_window)).flatten();
                         let how = if test { "on test" } else { "for good" };
                         (
                             6,
@@ -510,10 +509,7 @@ mod tests {
                 healthy: false
             })
         );
-        assert_eq!(
-            header(b"SIMFW:2.0.0;beta\n").map(|h| h.healthy),
-            Some(true)
-        );
+        assert_eq!(header(b"SIMFW:2.0.0;beta\n").map(|h| h.healthy), Some(true));
         assert_eq!(header(b"SIMFW:;unhealthy\n"), None);
         assert_eq!(header(b"SIMFW:2.0.0"), None);
     }
@@ -562,7 +558,10 @@ mod tests {
         send(&mut fw, &image("2.0.0"), 0);
         op(&mut fw, json!({"op": "activate", "mode": "test"})).unwrap();
         fw.boot(now, Duration::from_secs(30 * 60));
-        assert_eq!(fw.probation_until(), Some(now + Duration::from_secs(30 * 60)));
+        assert_eq!(
+            fw.probation_until(),
+            Some(now + Duration::from_secs(30 * 60))
+        );
         op(&mut fw, json!({"op": "revert"})).unwrap();
         fw.boot(now, Duration::from_secs(60));
         begin(&mut fw, &image("2.0.0"), 0).unwrap();
