@@ -198,9 +198,10 @@ impl Campaign {
 
     /// The device's update was scheduled.
     ///
-    /// Taken for a pending device, and also for one an abort skipped in the meantime (the
-    /// update exists, so the campaign tracks it and counts how it ends; the engine cancels it
-    /// like the others [`Campaign::abort`] returned). Ignored otherwise.
+    /// Taken for a pending device, and also for one an abort skipped in the meantime: the
+    /// update exists, so the campaign tracks it and counts how it ends. An engine that calls
+    /// this on an [`CampaignState::Aborted`] campaign should cancel the update, as it did those
+    /// [`Campaign::abort`] returned. Ignored otherwise.
     pub fn started(&mut self, device: &str, update_id: &str, now: UnixMs) {
         let Some(slot) =
             self.slot_mut(device, |slot| matches!(slot, Slot::Pending | Slot::Skipped))
@@ -237,9 +238,10 @@ impl Campaign {
         let Some(slot) = self.slot_mut(device, |slot| matches!(slot, Slot::Started { .. })) else {
             return;
         };
-        let Slot::Started { update_id } = std::mem::replace(slot, Slot::Skipped) else {
+        let Slot::Started { update_id } = slot else {
             return;
         };
+        let update_id = std::mem::take(update_id);
         *slot = Slot::Ended {
             update_id,
             phase,
@@ -377,10 +379,7 @@ impl Campaign {
     /// do instead.
     fn refusal(&self, done: &str) -> String {
         let (now, hint) = match &self.state {
-            CampaignState::Running => (
-                "running".to_owned(),
-                "PauseFirmwareCampaign stops it from starting devices",
-            ),
+            CampaignState::Running => ("running".to_owned(), "there is nothing to resume"),
             CampaignState::Paused { reason } => (
                 format!("paused ({reason})"),
                 "ResumeFirmwareCampaign continues it, AbortFirmwareCampaign ends it",
