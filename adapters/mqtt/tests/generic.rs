@@ -21,8 +21,9 @@ use iotmc_adapter_mqtt::sim::generic::{GenericDevice, SimTiming};
 use rumqttc::v5::mqttbytes::QoS;
 
 use rig::{
-    DEADLINE, Proxy, attach, image, names, profile_from, publisher, quick_profile, raw_image,
-    raw_request, rig, rig_with, shipped_text, unhealthy_image, wait_availability,
+    DEADLINE, Proxy, attach, filter_pressure, filter_pressure_max, image, names, profile_from,
+    publisher, quick_profile, raw_image, raw_request, rig, rig_with, shipped_text, unhealthy_image,
+    wait_availability,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,26 +398,6 @@ async fn an_image_that_fails_its_test_boot_should_be_reported_and_the_old_one_ke
         "{:#?}",
         logs.records
     );
-}
-
-/// The profile's highest healthy `filter_pressure` (its `[health] checks`).
-fn filter_pressure_max(rig: &rig::Rig) -> f64 {
-    let check = rig
-        .profile
-        .health
-        .checks
-        .iter()
-        .find(|c| c.parameter == "filter_pressure")
-        .expect("the shipped profile checks filter_pressure");
-    check.max.expect("the filter_pressure check has a max")
-}
-
-async fn filter_pressure(rig: &rig::Rig) -> f64 {
-    let readings = rig.link.read(&names(&["filter_pressure"])).await.unwrap();
-    match readings.get("filter_pressure") {
-        Some(Value::Float(x)) => *x,
-        other => panic!("expected a float filter_pressure, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
