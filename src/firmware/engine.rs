@@ -125,6 +125,8 @@ struct Inner {
     running: RwLock<BTreeMap<String, Option<String>>>,
     available: RwLock<BTreeMap<String, String>>,
     campaigns: RwLock<BTreeMap<String, Campaign>>,
+    /// Held while a campaign starts devices.
+    advancing: RwLock<()>,
     notices: broadcast::Sender<Notice>,
     tasks: RwLock<Vec<JoinHandle<()>>>,
 }
@@ -177,6 +179,7 @@ impl FirmwareEngine {
             running: RwLock::new(BTreeMap::new()),
             available: RwLock::new(BTreeMap::new()),
             campaigns: RwLock::new(BTreeMap::new()),
+            advancing: RwLock::new(()),
             notices,
             tasks: RwLock::new(Vec::new()),
         });
