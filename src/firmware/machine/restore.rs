@@ -8,7 +8,7 @@ impl Machine {
         match self.job.phase {
             Phase::Confirmed | Phase::RolledBack | Phase::Failed | Phase::Cancelled => {}
             Phase::Scheduled | Phase::WaitingForWindow => {
-                self.wake = Some((self.job.start_at, Wake::Start));
+                self.wake = Some((self.job.start_at.max(now), Wake::Start));
             }
             Phase::Downloading | Phase::Verified => {
                 let Some(image) = self.installing().cloned() else {
