@@ -711,7 +711,10 @@ impl Machine {
                 Input::Progress { .. } | Input::TransferDone { .. } | Input::TransferFailed { .. }
             ),
             Command::Activate(_) => {
-                matches!(input, Input::Activated { .. } | Input::ActivateFailed { .. })
+                matches!(
+                    input,
+                    Input::Activated { .. } | Input::ActivateFailed { .. }
+                )
             }
             Command::CheckHealth => matches!(input, Input::Health(_)),
             Command::Confirm => matches!(input, Input::Confirmed | Input::ConfirmFailed(_)),

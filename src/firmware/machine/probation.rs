@@ -153,7 +153,10 @@ impl Machine {
         let cause = &reading.cause;
         let context = match reading.reason {
             _ if self.job.reinstalling => {
-                format!("{}; re-installing the previous image: {cause}", self.failure_words())
+                format!(
+                    "{}; re-installing the previous image: {cause}",
+                    self.failure_words()
+                )
             }
             ReadReason::BootFailed => format!(
                 "the new image {} did not boot ({cause})",
@@ -227,11 +230,7 @@ impl Machine {
         self.job.last_reachable = Some(now);
         let until = self.job.probation_until.unwrap_or(now);
         if now < until {
-            self.job.detail = format!(
-                "healthy at {}; on probation until {}",
-                utc(now),
-                utc(until)
-            );
+            self.job.detail = format!("healthy at {}; on probation until {}", utc(now), utc(until));
             self.touch(now);
             self.wake = Some((self.next_check(now), Wake::CheckHealth));
             return;
@@ -285,7 +284,10 @@ impl Machine {
             format!(" ({})", problems.join("; "))
         };
         if now.saturating_sub(since) > self.job.offline_grace_ms {
-            let why = format!("the device has been unreachable since {}{problems}", utc(since));
+            let why = format!(
+                "the device has been unreachable since {}{problems}",
+                utc(since)
+            );
             self.probation_failed(why, now);
             return;
         }

@@ -155,7 +155,7 @@ impl Run {
 
     /// From Scheduled to the first health check's timeout: starts, loads, transfers the new
     /// image in two steps and activates it.
-    fn into_probation(&mut self) {
+    fn drive_into_probation(&mut self) {
         self.wait();
         self.expect(Command::LoadImage { image: new_image() });
         self.feed(Input::ImageLoaded);
@@ -234,7 +234,7 @@ fn a_scheduled_update_waits_for_its_start_time_and_says_when_it_is() {
 #[test]
 fn a_two_bank_update_passes_every_phase_in_order_and_is_confirmed_once_at_the_deadline() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let activated_at = run.now;
     let until = run.job().probation_until.unwrap();
     assert_eq!(until, activated_at + PROBATION);
@@ -259,7 +259,9 @@ fn a_two_bank_update_passes_every_phase_in_order_and_is_confirmed_once_at_the_de
         "the passing sample is taken right at the deadline"
     );
     assert!(
-        checked_at[..checked_at.len() - 1].iter().all(|t| *t < until),
+        checked_at[..checked_at.len() - 1]
+            .iter()
+            .all(|t| *t < until),
         "samples before the deadline did not pass probation"
     );
     assert_eq!(checked_at.len() as u64, PROBATION / CHECK_EVERY);
@@ -279,7 +281,7 @@ fn a_two_bank_update_passes_every_phase_in_order_and_is_confirmed_once_at_the_de
 #[test]
 fn probation_does_not_pass_on_a_sample_taken_before_the_deadline() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let until = run.job().probation_until.unwrap();
     // A runner that wakes late for every check still gets a check at the deadline.
     while run.now < until - CHECK_EVERY {
@@ -304,7 +306,7 @@ fn probation_does_not_pass_on_a_sample_taken_before_the_deadline() {
 #[test]
 fn a_single_bank_update_activates_for_good_and_is_confirmed_without_a_confirm_command() {
     let mut run = Run::schedule(update(Strategy::Emulated));
-    run.into_probation();
+    run.drive_into_probation();
     let until = run.job().probation_until.unwrap();
     assert_eq!(run.probation(|_| healthy()), None);
     assert_eq!(run.now, until);
@@ -338,7 +340,11 @@ fn a_new_image_that_does_not_boot_is_verified_by_reading_the_running_version_and
     assert_eq!(run.job().phase, Phase::RolledBack);
     assert_eq!(run.job().result, ResultCode::BootFailed);
     assert_eq!(run.job().rollback_reason, Some(ResultCode::BootFailed));
-    assert!(run.job().detail.contains("did not boot"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("did not boot"),
+        "{}",
+        run.job().detail
+    );
     assert!(run.job().detail.contains("1.2.0"), "{}", run.job().detail);
     run.assert_quiet();
 }
@@ -346,7 +352,7 @@ fn a_new_image_that_does_not_boot_is_verified_by_reading_the_running_version_and
 #[test]
 fn a_two_bank_device_with_problems_in_probation_is_reverted_and_ends_rolled_back() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let failing_from = run.now + 3 * CHECK_EVERY;
     let command = run.probation(|now| {
         let mut sample = healthy();
@@ -358,14 +364,22 @@ fn a_two_bank_device_with_problems_in_probation_is_reverted_and_ends_rolled_back
     assert_eq!(command, Some(Command::Revert));
     assert_eq!(run.now, failing_from);
     assert_eq!(run.job().phase, Phase::Probation);
-    assert!(run.job().detail.contains("flow_rate = 0"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("flow_rate = 0"),
+        "{}",
+        run.job().detail
+    );
     assert_eq!(run.poll(), None);
     run.feed(Input::Reverted {
         running_version: Some("1.2.0".into()),
     });
     assert_eq!(run.job().phase, Phase::RolledBack);
     assert_eq!(run.job().result, ResultCode::ProbationFailed);
-    assert!(run.job().detail.contains("flow_rate = 0"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("flow_rate = 0"),
+        "{}",
+        run.job().detail
+    );
     assert!(run.job().detail.contains("1.2.0"), "{}", run.job().detail);
     run.assert_quiet();
 }
@@ -373,7 +387,7 @@ fn a_two_bank_device_with_problems_in_probation_is_reverted_and_ends_rolled_back
 #[test]
 fn a_single_bank_device_that_fails_probation_gets_its_previous_image_installed_again() {
     let mut run = Run::schedule(update(Strategy::Emulated));
-    run.into_probation();
+    run.drive_into_probation();
     let command = run.probation(|_| HealthSample {
         problems: vec!["error event: watchdog reset".into()],
         ..healthy()
@@ -382,7 +396,11 @@ fn a_single_bank_device_that_fails_probation_gets_its_previous_image_installed_a
     assert!(run.job().reinstalling);
     assert_eq!(run.job().rollback_reason, Some(ResultCode::ProbationFailed));
     assert_eq!(run.job().acknowledged, 0);
-    assert_eq!(run.cancel().map_err(|e| matches!(e, CancelError::TooLate { .. })), Err(true));
+    assert_eq!(
+        run.cancel()
+            .map_err(|e| matches!(e, CancelError::TooLate { .. })),
+        Err(true)
+    );
     run.feed(Input::ImageLoaded);
     run.expect(Command::Transfer {
         image: old_image(),
@@ -398,7 +416,11 @@ fn a_single_bank_device_that_fails_probation_gets_its_previous_image_installed_a
     });
     assert_eq!(run.job().phase, Phase::RolledBack);
     assert_eq!(run.job().result, ResultCode::ProbationFailed);
-    assert!(run.job().detail.contains("watchdog reset"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("watchdog reset"),
+        "{}",
+        run.job().detail
+    );
     assert_eq!(
         run.phases,
         [
@@ -423,10 +445,17 @@ fn a_single_bank_device_that_fails_probation_gets_its_previous_image_installed_a
 #[test]
 fn a_two_bank_device_that_reverts_on_its_own_during_probation_ends_rolled_back_without_a_revert() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let reverted_from = run.now + 2 * CHECK_EVERY;
     let command = run.probation(|now| HealthSample {
-        running_version: Some(if now >= reverted_from { "1.2.0" } else { "1.3.0" }.into()),
+        running_version: Some(
+            if now >= reverted_from {
+                "1.2.0"
+            } else {
+                "1.3.0"
+            }
+            .into(),
+        ),
         ..healthy()
     });
     assert_eq!(command, None);
@@ -443,9 +472,15 @@ fn a_two_bank_device_that_reverts_on_its_own_during_probation_ends_rolled_back_w
 #[test]
 fn a_device_unreachable_for_longer_than_the_grace_is_rolled_back() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let gone_at = run.now + CHECK_EVERY + 1;
-    let command = run.probation(|now| if now >= gone_at { unreachable() } else { healthy() });
+    let command = run.probation(|now| {
+        if now >= gone_at {
+            unreachable()
+        } else {
+            healthy()
+        }
+    });
     assert_eq!(command, Some(Command::Revert));
     let last_seen = run.job().last_reachable.unwrap();
     assert!(run.now - last_seen > GRACE, "failed within the grace");
@@ -468,7 +503,7 @@ fn a_device_unreachable_for_longer_than_the_grace_is_rolled_back() {
 #[test]
 fn a_device_unreachable_within_the_grace_still_ends_confirmed() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let gone = run.now + CHECK_EVERY..run.now + CHECK_EVERY + GRACE;
     let command = run.probation(|now| {
         if gone.contains(&now) {
@@ -486,12 +521,21 @@ fn a_device_unreachable_within_the_grace_still_ends_confirmed() {
 #[test]
 fn a_device_still_unreachable_at_the_deadline_does_not_pass_probation() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let until = run.job().probation_until.unwrap();
     let gone_from = until - CHECK_EVERY / 2;
-    let command = run.probation(|now| if now >= gone_from { unreachable() } else { healthy() });
+    let command = run.probation(|now| {
+        if now >= gone_from {
+            unreachable()
+        } else {
+            healthy()
+        }
+    });
     assert_eq!(command, Some(Command::Revert));
-    assert!(run.now > until, "the deadline passed without a healthy sample");
+    assert!(
+        run.now > until,
+        "the deadline passed without a healthy sample"
+    );
 }
 
 #[test]
@@ -522,7 +566,11 @@ fn cancelling_during_the_transfer_forgets_it_and_ignores_its_late_outcome() {
     assert_eq!(run.cancel(), Ok(()));
     let cancelled = run.job().clone();
     assert_eq!(cancelled.phase, Phase::Cancelled);
-    assert!(cancelled.detail.contains("250 bytes"), "{}", cancelled.detail);
+    assert!(
+        cancelled.detail.contains("250 bytes"),
+        "{}",
+        cancelled.detail
+    );
     run.feed(Input::Progress { acknowledged: 500 });
     run.feed(Input::TransferDone {
         verified_on_device: true,
@@ -534,7 +582,7 @@ fn cancelling_during_the_transfer_forgets_it_and_ignores_its_late_outcome() {
 #[test]
 fn cancelling_during_probation_is_refused_as_too_late_and_changes_nothing() {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     let before = run.job().clone();
     let timeout = run.machine.poll_timeout();
     let refused = run.cancel().unwrap_err();
@@ -553,7 +601,7 @@ fn cancelling_during_probation_is_refused_as_too_late_and_changes_nothing() {
 #[test]
 fn cancelling_a_confirmed_update_is_refused_as_finished() {
     let mut run = Run::schedule(update(Strategy::Emulated));
-    run.into_probation();
+    run.drive_into_probation();
     assert_eq!(run.probation(|_| healthy()), None);
     let before = run.job().clone();
     assert_eq!(
@@ -606,7 +654,11 @@ fn an_update_whose_start_time_is_outside_the_window_waits_for_the_opening_then_d
     assert_eq!(run.poll(), Some(Command::LoadImage { image: new_image() }));
     assert_eq!(
         run.phases,
-        [Phase::Scheduled, Phase::WaitingForWindow, Phase::Downloading]
+        [
+            Phase::Scheduled,
+            Phase::WaitingForWindow,
+            Phase::Downloading
+        ]
     );
 }
 
@@ -699,7 +751,9 @@ fn a_transfer_that_keeps_failing_ends_with_connection_lost_and_the_device_on_its
     assert_eq!(run.job().phase, Phase::Failed);
     assert_eq!(run.job().result, ResultCode::ConnectionLost);
     assert!(
-        run.job().detail.contains("still runs its previous firmware 1.2.0"),
+        run.job()
+            .detail
+            .contains("still runs its previous firmware 1.2.0"),
         "{}",
         run.job().detail
     );

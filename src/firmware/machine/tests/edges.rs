@@ -20,7 +20,7 @@ fn activating(strategy: Strategy) -> Run {
 /// A two-bank run whose probation just passed, with the confirm in flight.
 fn confirming() -> Run {
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     assert_eq!(run.probation(|_| healthy()), Some(Command::Confirm));
     run
 }
@@ -31,7 +31,7 @@ fn failing_probation(strategy: Strategy, previous: Option<ImageRef>) -> Run {
     let mut update = update(strategy);
     update.previous = previous;
     let mut run = Run::schedule(update);
-    run.into_probation();
+    run.drive_into_probation();
     run.wait();
     run.expect(Command::CheckHealth);
     run.feed(Input::Health(HealthSample {
@@ -49,7 +49,11 @@ fn an_activation_that_comes_back_on_the_previous_version_counts_as_a_failed_boot
     });
     assert_eq!(run.job().phase, Phase::RolledBack);
     assert_eq!(run.job().result, ResultCode::BootFailed);
-    assert!(run.job().detail.contains("did not boot"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("did not boot"),
+        "{}",
+        run.job().detail
+    );
 }
 
 #[test]
@@ -61,11 +65,15 @@ fn an_activation_that_comes_back_on_an_unknown_version_needs_attention() {
     assert_eq!(run.job().phase, Phase::Failed);
     assert_eq!(run.job().result, ResultCode::RevertFailed);
     assert!(run.job().detail.contains("0.9.1"), "{}", run.job().detail);
-    assert!(run.job().detail.contains("check it"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("check it"),
+        "{}",
+        run.job().detail
+    );
 }
 
 #[test]
-fn an_activation_from_a_device_that_does_not_tell_its_version_is_accepted_into_probation() {
+fn an_activation_from_a_device_that_does_not_tell_its_version_is_accepted_drive_into_probation() {
     let mut run = activating(Strategy::Emulated);
     run.feed(Input::Activated {
         running_version: None,
@@ -175,7 +183,9 @@ fn confirming_that_fails_three_times_fails_the_update_and_warns_of_a_revert_at_r
     assert_eq!(confirms, MAX_CONFIRM_ATTEMPTS);
     assert_eq!(run.job().result, ResultCode::UpdateFailed);
     assert!(
-        run.job().detail.contains("may revert to its previous firmware 1.2.0"),
+        run.job()
+            .detail
+            .contains("may revert to its previous firmware 1.2.0"),
         "{}",
         run.job().detail
     );
@@ -275,7 +285,10 @@ fn a_reinstall_the_device_refuses_ends_with_revert_failed_while_transport_errors
     assert_eq!(run.job().result, ResultCode::RevertFailed);
     let detail = &run.job().detail;
     assert!(detail.contains("downgrade not allowed"), "{detail}");
-    assert!(detail.contains("still runs the new image 1.3.0"), "{detail}");
+    assert!(
+        detail.contains("still runs the new image 1.3.0"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -305,7 +318,11 @@ fn the_device_may_lower_its_acknowledged_offset_but_not_past_the_image_size() {
     run.feed(Input::Progress { acknowledged: 800 });
     assert_eq!(run.job().acknowledged, 800);
     run.feed(Input::Progress { acknowledged: 200 });
-    assert_eq!(run.job().acknowledged, 200, "the device restarted its staging");
+    assert_eq!(
+        run.job().acknowledged,
+        200,
+        "the device restarted its staging"
+    );
     run.machine.handle(
         Input::Progress {
             acknowledged: u64::MAX,
@@ -370,7 +387,7 @@ fn health_checks_are_a_second_apart_at_least_even_with_a_zero_interval() {
     let mut eager = update(Strategy::NativeTest);
     eager.check_every_ms = 0;
     let mut run = Run::schedule(eager);
-    run.into_probation();
+    run.drive_into_probation();
     let entered = run.now;
     assert_eq!(run.wait(), entered + MIN_CHECK_EVERY_MS);
 }
@@ -381,9 +398,13 @@ fn times_beyond_the_year_9999_are_written_without_panicking() {
     far.start_at = UnixMs::MAX;
     far.probation_ms = UnixMs::MAX;
     let run = Run::schedule(far);
-    assert!(run.job().detail.contains("ms after 1970"), "{}", run.job().detail);
+    assert!(
+        run.job().detail.contains("ms after 1970"),
+        "{}",
+        run.job().detail
+    );
     let mut run = Run::schedule(update(Strategy::NativeTest));
-    run.into_probation();
+    run.drive_into_probation();
     assert!(run.job().probation_until.is_some());
     let mut job = run.job().clone();
     job.probation_ms = UnixMs::MAX;

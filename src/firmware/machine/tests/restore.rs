@@ -45,7 +45,9 @@ fn killed_in(strategy: Strategy, stop: impl Fn(&Run) -> bool) -> (Job, UnixMs) {
 
 #[test]
 fn a_restored_scheduled_update_still_waits_for_its_start_time() {
-    let (job, _) = killed_in(Strategy::NativeTest, |run| run.job().phase == Phase::Scheduled);
+    let (job, _) = killed_in(Strategy::NativeTest, |run| {
+        run.job().phase == Phase::Scheduled
+    });
     let mut run = Run::restore(&job, T0 + MINUTE);
     assert_eq!(run.job(), &job, "restoring changed the job");
     assert_eq!(run.poll(), None);
@@ -82,7 +84,9 @@ fn a_restored_download_reads_the_image_again() {
 
 #[test]
 fn a_restored_verified_update_goes_back_to_downloading_and_reads_the_image_again() {
-    let (job, now) = killed_in(Strategy::NativeTest, |run| run.job().phase == Phase::Verified);
+    let (job, now) = killed_in(Strategy::NativeTest, |run| {
+        run.job().phase == Phase::Verified
+    });
     let mut run = Run::restore(&job, now + MINUTE);
     assert_eq!(run.job().phase, Phase::Downloading);
     run.expect(Command::LoadImage { image: new_image() });
@@ -185,7 +189,10 @@ fn a_restored_reboot_reads_the_running_version_and_enters_probation_on_the_new_i
     run.expect(Command::ReadRunning);
     run.feed(Input::Running(Some("1.3.0".into())));
     assert_eq!(run.job().phase, Phase::Probation);
-    assert_eq!(run.job().probation_until, Some(now + 3 * MINUTE + PROBATION));
+    assert_eq!(
+        run.job().probation_until,
+        Some(now + 3 * MINUTE + PROBATION)
+    );
 }
 
 #[test]
@@ -280,7 +287,11 @@ fn the_time_the_gateway_was_down_does_not_count_against_the_device_in_probation(
     run.expect(Command::CheckHealth);
     run.feed(Input::Health(unreachable()));
     assert_eq!(run.job().phase, Phase::Probation);
-    assert_eq!(run.poll(), None, "probation failed on the gateway's own downtime");
+    assert_eq!(
+        run.poll(),
+        None,
+        "probation failed on the gateway's own downtime"
+    );
 }
 
 #[test]
@@ -343,7 +354,9 @@ fn a_restored_reinstall_of_the_previous_image_resumes_it_and_still_ends_rolled_b
         from_offset: 450,
     });
     assert_eq!(
-        resumed.cancel().map_err(|e| matches!(e, CancelError::TooLate { .. })),
+        resumed
+            .cancel()
+            .map_err(|e| matches!(e, CancelError::TooLate { .. })),
         Err(true)
     );
     resumed.feed(Input::TransferDone {
@@ -360,7 +373,7 @@ fn a_restored_reinstall_of_the_previous_image_resumes_it_and_still_ends_rolled_b
 #[test]
 fn a_restored_finished_update_stays_as_it_was_and_asks_for_nothing() {
     let mut done = Run::schedule(update(Strategy::Emulated));
-    done.into_probation();
+    done.drive_into_probation();
     done.probation(|_| healthy());
     let job = done.job().clone();
     assert_eq!(job.phase, Phase::Confirmed);
