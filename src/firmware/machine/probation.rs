@@ -25,8 +25,7 @@ impl Machine {
         }
         match running {
             Some(version) if version != self.job.image.version => {
-                let cause = format!("the device came back running {version}");
-                self.came_up_otherwise(&version, &cause, now);
+                self.came_up_otherwise(&version, "the device came back on another image", now);
             }
             _ => self.enter_probation(now),
         }
@@ -103,10 +102,7 @@ impl Machine {
                 self.next = Some(Command::Revert);
             }
             _ if version == target => self.enter_probation(now),
-            ReadReason::BootFailed => {
-                let cause = format!("{cause}; it reports running {version}");
-                self.came_up_otherwise(&version, &cause, now);
-            }
+            ReadReason::BootFailed => self.came_up_otherwise(&version, cause, now),
             ReadReason::Restarted
                 if self.job.strategy == Strategy::NativeTest && self.is_previous(&version) =>
             {
@@ -138,7 +134,7 @@ impl Machine {
         if waited < self.job.offline_grace_ms {
             let at = now.saturating_add(self.check_every());
             self.job.detail = format!(
-                "{}; could not read which image the device runs; trying again at {}",
+                "could not read which image the device runs (after: {}); trying again at {}",
                 reading.cause,
                 utc(at)
             );
@@ -292,9 +288,8 @@ impl Machine {
             return;
         }
         self.job.detail = format!(
-            "unreachable at {}{problems}; reachable last at {}; probation fails if it is still unreachable after {}",
+            "unreachable at {}{problems}; probation fails if it is still unreachable after {}",
             utc(now),
-            utc(since),
             utc(since.saturating_add(self.job.offline_grace_ms))
         );
         self.touch(now);

@@ -86,12 +86,13 @@ impl Machine {
 
     pub(super) fn on_image_unavailable(&mut self, why: &str, now: UnixMs) {
         if self.job.reinstalling {
+            let previous = self
+                .installing()
+                .map_or("(version not known)", |p| p.version.as_str());
             let detail = format!(
-                "{}; the previous image {} could not be read from the image store: {why}; the device runs the NEW image {} and the previous one is gone from the store: import {} again and update the device to it",
+                "{}; the previous image {previous} could not be read from the image store: {why}; the device runs the NEW image {} and the previous one is gone from the store: import {previous} again and update the device to it",
                 self.failure_words(),
-                self.target_words(),
                 self.job.image.version,
-                self.previous_version().unwrap_or("(version not known)")
             );
             self.finish(Phase::Failed, ResultCode::RevertFailed, detail, now);
         } else {
@@ -136,7 +137,7 @@ impl Machine {
             if verified_on_device {
                 "the device checked it too"
             } else {
-                "checked by SHA-256 in the gateway; the device cannot check it"
+                "checked by SHA-256 in the gateway only"
             }
         );
         self.touch(now);
