@@ -29,7 +29,8 @@ mod restore;
 mod state;
 mod transfer;
 
-use state::{ReadReason, Reading, Wake, span, utc};
+pub(crate) use state::utc;
+use state::{ReadReason, Reading, Wake, span};
 
 #[cfg(test)]
 mod tests;

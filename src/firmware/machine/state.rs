@@ -161,7 +161,7 @@ impl Machine {
 
 /// A UTC time for details, `2024-01-01T02:30:00Z`; times past the year 9999 (which RFC 3339
 /// cannot write) as milliseconds.
-pub(super) fn utc(ms: UnixMs) -> String {
+pub(crate) fn utc(ms: UnixMs) -> String {
     const YEAR_10000_MS: u64 = 253_402_300_800_000;
     match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
         Some(time) if ms < YEAR_10000_MS => humantime::format_rfc3339_seconds(time).to_string(),
