@@ -123,8 +123,12 @@ struct Inner {
     images: RwLock<Vec<StoredImage>>,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     running: RwLock<BTreeMap<String, Option<String>>>,
+    /// Hardware revision each device reported, if it did.
+    hardware: RwLock<BTreeMap<String, String>>,
     available: RwLock<BTreeMap<String, String>>,
     campaigns: RwLock<BTreeMap<String, Campaign>>,
+    /// Held while a campaign starts devices.
+    advancing: RwLock<()>,
     notices: broadcast::Sender<Notice>,
     tasks: RwLock<Vec<JoinHandle<()>>>,
 }
@@ -175,8 +179,10 @@ impl FirmwareEngine {
             images: RwLock::new(Vec::new()),
             slots: RwLock::new(BTreeMap::new()),
             running: RwLock::new(BTreeMap::new()),
+            hardware: RwLock::new(BTreeMap::new()),
             available: RwLock::new(BTreeMap::new()),
             campaigns: RwLock::new(BTreeMap::new()),
+            advancing: RwLock::new(()),
             notices,
             tasks: RwLock::new(Vec::new()),
         });
@@ -599,6 +605,23 @@ impl Inner {
                 chosen.manifest.version, chosen.manifest.size
             )));
         }
+        if let Some(min) = &chosen.manifest.min_hardware {
+            match read(&self.hardware).get(device_id) {
+                Some(hardware) if policy::compare_versions(hardware, min).is_lt() => {
+                    return Err(EngineError::WrongTarget(format!(
+                        "image {} needs hardware revision {min} or later; device {device_id} reports {hardware}",
+                        chosen.manifest.version
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!(device = %device_id, min_hardware = %min, "the image names a minimum hardware revision, but the device does not report its own; not checked")
+                }
+            }
+        }
+        if let Some(min) = &chosen.manifest.min_bootloader {
+            tracing::warn!(device = %device_id, min_bootloader = %min, "the image names a minimum bootloader version; no adapter reports bootloader versions, so it is not checked");
+        }
         let capabilities = target.capabilities();
         let strategy = policy::strategy(&capabilities);
         let previous = match strategy {
@@ -706,6 +729,12 @@ async fn learn_running_versions(inner: Arc<Inner>) {
         let mut still = Vec::new();
         for device in pending {
             let Some(link) = &device.link else { continue };
+            if let Ok(Ok(identity)) =
+                tokio::time::timeout(Duration::from_secs(10), link.identify()).await
+                && let Some(hardware) = identity.hardware_version
+            {
+                write(&inner.hardware).insert(device.id.clone(), hardware);
+            }
             match tokio::time::timeout(
                 Duration::from_secs(10),
                 health::running_version(link.as_ref()),

@@ -41,8 +41,10 @@ pub(super) async fn tick_loop(inner: Arc<Inner>) {
     }
 }
 
-/// Starts the campaign's due devices.
+/// Starts the campaign's due devices. One advance at a time (the ticker and an ending update
+/// may both call it), so no device is scheduled twice.
 fn advance(inner: &Arc<Inner>, id: &str) {
+    let _one_at_a_time = write(&inner.advancing);
     let now = now_ms();
     let Some(campaign) = read(&inner.campaigns).get(id).cloned() else {
         return;
@@ -54,13 +56,21 @@ fn advance(inner: &Arc<Inner>, id: &str) {
     let image = super::parse_sha256(&campaign.image);
     for device in due {
         let result = inner.schedule(&device, image, SystemTime::now(), Some(id.to_owned()));
-        change(inner, id, |c| match &result {
+        let campaign = change(inner, id, |c| match &result {
             Ok(update_id) => c.started(&device, update_id, now_ms()),
             Err(e) => {
                 tracing::warn!(campaign = %id, device = %device, error = %e, "campaign could not schedule the device");
                 c.refused(&device, &e.to_string(), now_ms());
             }
         });
+        // Aborted while this device was being scheduled: its update is cancelled like the
+        // others the abort found running.
+        if let (Ok(update_id), Some(campaign)) = (&result, campaign)
+            && campaign.state == CampaignState::Aborted
+            && let Err(e) = inner.cancel(&device, update_id)
+        {
+            tracing::info!(campaign = %id, device = %device, reason = %e, "update of an aborted campaign goes on");
+        }
     }
 }
 

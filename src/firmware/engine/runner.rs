@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use iotmc_adapter::{
     ActivationMode, DeviceLink, FirmwareImage, FirmwareTarget, LinkError, StageProgress,
@@ -335,8 +335,7 @@ fn detached(device: &DeviceEntry) -> String {
     )
 }
 
-/// For logs: a UTC time.
+/// For logs: a UTC time (never panics, whatever the time).
 pub(super) fn utc(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-        .to_string()
+    super::super::machine::utc(ms)
 }

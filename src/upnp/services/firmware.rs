@@ -249,7 +249,7 @@ fn ui4(n: u64) -> String {
 }
 
 fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(crate::registry::from_unix_ms(ms)).to_string()
+    crate::firmware::machine::utc(ms)
 }
 
 /// A UPnP dateTime in UTC: RFC 3339 with `Z` or without a zone.
