@@ -377,6 +377,18 @@ async fn a_probation_killed_mid_way_should_keep_its_deadline_after_a_restart_and
         "the new image runs on test"
     );
 
+    // Probation time passes on purpose (this is not a wait for something to happen): killed
+    // 3 s into the 8 s probation, a deadline counted again from the restart would end seconds
+    // after the one reported before, even at the one-second resolution of ProbationEnds.
+    let kill_at = deadline - Duration::from_secs(5);
+    if let Ok(left) = kill_at.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+    assert_eq!(
+        face.update_status(&service).await.status,
+        "Probation",
+        "still on probation when killed"
+    );
     daemon.kill();
     assert_eq!(
         setup.controller.confirmed(),
