@@ -64,7 +64,7 @@ pub enum ManifestError {
         problem: &'static str,
     },
     /// `release_date` is not a `YYYY-MM-DD` date.
-    #[error("its release_date {value:?} is not a date written YYYY-MM-DD")]
+    #[error("its release_date {value:?} is not a real date written YYYY-MM-DD")]
     ReleaseDate {
         /// The value.
         value: String,

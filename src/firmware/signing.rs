@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -198,7 +198,7 @@ pub enum SigningError {
     },
     /// A private key file that others can read.
     #[error(
-        "{} is readable by others (mode {mode:04o}); a firmware signing key must be private: run `chmod 600 {}` (and consider the key compromised if others could read it)",
+        "{} is readable by its group or others (mode {mode:04o}); a firmware signing key must be private: run `chmod 600 {}` (and consider the key compromised if others could read it)",
         path.display(), path.display()
     )]
     LoosePermissions {
@@ -307,6 +307,14 @@ pub fn generate(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), SigningErr
             name: name.to_owned(),
         });
     }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| SigningError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
     for path in [&private, &public] {
