@@ -278,18 +278,19 @@ fn inspect(
                 dir.display()
             )),
             // A manifest that verifies but fails its check is reported by `manifest_check`.
-            Err(ImportError::Manifest(_)) => Finding::Holds(format!(
-                "signed by a key trusted in {}",
-                dir.display()
-            )),
+            Err(ImportError::Manifest(_)) => {
+                Finding::Holds(format!("signed by a key trusted in {}", dir.display()))
+            }
             Err(e) => Finding::Fails(e.to_string()),
         },
     };
-    let (size, sha256) = hash_file(image)
-        .with_context(|| format!("cannot read the image {}", image.display()))?;
+    let (size, sha256) =
+        hash_file(image).with_context(|| format!("cannot read the image {}", image.display()))?;
     let sha256 = hex(&sha256);
     let bytes = if size == manifest.size && sha256 == manifest.sha256 {
-        Finding::Holds(format!("{size} bytes with SHA-256 {sha256}, as the manifest says"))
+        Finding::Holds(format!(
+            "{size} bytes with SHA-256 {sha256}, as the manifest says"
+        ))
     } else {
         Finding::Fails(format!(
             "the image is {size} bytes with SHA-256 {sha256}, but the manifest says {} bytes with SHA-256 {}",
@@ -354,9 +355,7 @@ fn said(e: impl std::fmt::Display) -> anyhow::Error {
 fn read_envelope(image: &Path, path: &Path) -> anyhow::Result<Envelope> {
     match Envelope::read_file(path) {
         Ok(envelope) => Ok(envelope),
-        Err(EnvelopeError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
+        Err(EnvelopeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             bail!(
                 "{}: refused: no manifest at {}: the image is unsigned, or its manifest lies elsewhere (give --manifest FILE); sign it with `iotmc-gateway firmware sign`",
                 image.display(),

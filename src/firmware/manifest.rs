@@ -195,9 +195,9 @@ pub fn is_profile_id(id: &str) -> bool {
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 /// A DSSE envelope (<https://github.com/secure-systems-lab/dsse>) around a manifest.
@@ -373,5 +373,150 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            targets: vec!["iotmc-demo-controller".into()],
+            version: "1.2.0".into(),
+            release_date: "2026-03-01".into(),
+            size: 5000,
+            sha256: "ab".repeat(32),
+            emergency: false,
+            min_hardware: None,
+            min_bootloader: None,
+        }
+    }
+
+    #[test]
+    fn pae_should_match_the_dsse_specification_example() {
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn a_well_formed_manifest_should_pass_its_check() {
+        let mut m = manifest();
+        m.min_hardware = Some("rev B".into());
+        m.min_bootloader = Some("2.0.1".into());
+        m.release_date = "2024-02-29".into();
+        assert_eq!(m.check(), Ok(()));
+    }
+
+    #[test]
+    fn each_nonsensical_field_should_fail_the_check_naming_it() {
+        let cases: Vec<(fn(&mut Manifest), &str)> = vec![
+            (|m| m.version = String::new(), "its version \"\" is empty"),
+            (|m| m.version = "x".repeat(65), "is too long"),
+            (|m| m.version = "1,2".into(), "holds a comma"),
+            (|m| m.version = "1.2\n".into(), "holds a control character"),
+            (
+                |m| m.version = " 1.2".into(),
+                "starts or ends with white space",
+            ),
+            (
+                |m| m.min_bootloader = Some("a,b".into()),
+                "its min_bootloader \"a,b\" holds a comma",
+            ),
+            (
+                |m| m.release_date = "2026-02-29".into(),
+                "release_date \"2026-02-29\" is not a real date",
+            ),
+            (
+                |m| m.release_date = "2026-3-01".into(),
+                "is not a real date",
+            ),
+            (
+                |m| m.release_date = "2026-13-01".into(),
+                "is not a real date",
+            ),
+            (
+                |m| m.release_date = "2026-04-31".into(),
+                "is not a real date",
+            ),
+            (
+                |m| m.release_date = "+026-04-01".into(),
+                "is not a real date",
+            ),
+            (
+                |m| m.sha256 = "AB".repeat(32),
+                "is not 64 lowercase hex digits",
+            ),
+            (
+                |m| m.sha256 = "ab".repeat(31),
+                "is not 64 lowercase hex digits",
+            ),
+            (|m| m.targets.clear(), "names no targets"),
+            (
+                |m| m.targets.push("Acme Sensor".into()),
+                "target \"Acme Sensor\" is not a profile id",
+            ),
+            (|m| m.size = 0, "its size is 0"),
+        ];
+        for (spoil, expected) in cases {
+            let mut m = manifest();
+            spoil(&mut m);
+            let message = m.check().unwrap_err().to_string();
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn an_envelope_should_survive_its_pretty_json() {
+        let mut envelope = Envelope::unsigned(&manifest()).unwrap();
+        envelope.signatures.push(EnvelopeSignature {
+            keyid: "vendor".into(),
+            sig: "c2ln".into(),
+        });
+        let text = envelope.to_json_pretty();
+        assert!(text.contains("\"payloadType\": \"application/vnd.iotmc.firmware-manifest+json\""));
+        assert_eq!(Envelope::from_json(text.as_bytes()).unwrap(), envelope);
+        assert_eq!(envelope.unverified_manifest().unwrap(), manifest());
+    }
+
+    #[test]
+    fn an_envelope_over_64_kib_should_be_refused_unread() {
+        let big = vec![b' '; MAX_ENVELOPE_SIZE + 1];
+        let e = Envelope::from_json(&big).unwrap_err();
+        assert!(matches!(e, EnvelopeError::TooLarge { size } if size == MAX_ENVELOPE_SIZE + 1));
+        assert!(e.to_string().contains("more than the 65536"), "{e}");
+    }
+
+    #[test]
+    fn an_envelope_of_another_payload_type_should_not_yield_a_manifest() {
+        let mut envelope = Envelope::unsigned(&manifest()).unwrap();
+        envelope.payload_type = "application/vnd.in-toto+json".into();
+        let e = envelope.unverified_manifest().unwrap_err();
+        assert!(
+            e.to_string().contains("it is not a firmware manifest"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_with_an_unknown_field_should_not_be_read() {
+        let mut envelope = Envelope::unsigned(&manifest()).unwrap();
+        envelope.payload = encode_base64(br#"{"targets":["a"],"version":"1","release_date":"2026-01-01","size":1,"sha256":"","flash_now":true}"#);
+        let e = envelope.unverified_manifest().unwrap_err();
+        assert!(e.to_string().contains("unknown field `flash_now`"), "{e}");
+    }
+
+    #[test]
+    fn payloads_should_decode_from_either_base64_alphabet_padded_or_not() {
+        assert_eq!(decode_base64("-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(decode_base64("+/8=").unwrap(), [0xfb, 0xff]);
+        assert!(decode_base64("not base64!").is_err());
+    }
+
+    #[test]
+    fn the_envelope_should_sit_next_to_its_image() {
+        assert_eq!(
+            envelope_path_for(Path::new("out/fw-1.2.bin")),
+            Path::new("out/fw-1.2.bin.dsse.json")
+        );
+    }
 }

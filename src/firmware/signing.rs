@@ -133,7 +133,10 @@ impl TrustedKeys {
             let candidates: Vec<(&String, &VerifyingKey)> = if signature.keyid.is_empty() {
                 self.keys.iter().collect()
             } else {
-                self.keys.get_key_value(&signature.keyid).into_iter().collect()
+                self.keys
+                    .get_key_value(&signature.keyid)
+                    .into_iter()
+                    .collect()
             };
             for (id, key) in candidates {
                 let verified = decode_base64(&signature.sig)

@@ -197,7 +197,8 @@ pub enum ImportError {
     /// No signature names a trusted key.
     #[error(
         "refused: the manifest is signed by {}, which is not a trusted firmware key (trusted: {}); copy the vendor's <key id>.pub into the gateway's `[trust] firmware_keys` directory, or ask the vendor which key signed it",
-        list_or(key_ids, "a key without an id"), list_or(trusted, "none")
+        list_or(key_ids, "a key without an id"),
+        list_or(trusted, "none")
     )]
     UnknownKey {
         /// The key ids the envelope names.
@@ -250,7 +251,8 @@ pub enum ImportError {
     /// No target is a profile with firmware support here.
     #[error(
         "refused: the image is for {}, and none of these is a profile with firmware support on this gateway (known: {}); check the manifest's targets, or add the profile to `[gateway] profile_dirs`",
-        list_or(targets, "no profile"), list_or(known, "none")
+        list_or(targets, "no profile"),
+        list_or(known, "none")
     )]
     WrongTarget {
         /// The manifest's targets.
@@ -500,7 +502,10 @@ impl ImageStore {
         // Bounded by the manifest's size, which `admit` bounded by the limits.
         let mut bytes = Vec::with_capacity(usize::try_from(manifest.size).unwrap_or(0));
         File::open(image)
-            .and_then(|f| f.take(manifest.size.saturating_add(1)).read_to_end(&mut bytes))
+            .and_then(|f| {
+                f.take(manifest.size.saturating_add(1))
+                    .read_to_end(&mut bytes)
+            })
             .map_err(read_error)?;
         check_bytes(&manifest, &bytes)?;
         self.store(&bytes, envelope, manifest, key_id)
