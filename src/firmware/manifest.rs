@@ -409,7 +409,8 @@ mod tests {
 
     #[test]
     fn each_nonsensical_field_should_fail_the_check_naming_it() {
-        let cases: Vec<(fn(&mut Manifest), &str)> = vec![
+        type Spoil = fn(&mut Manifest);
+        let cases: Vec<(Spoil, &str)> = vec![
             (|m| m.version = String::new(), "its version \"\" is empty"),
             (|m| m.version = "x".repeat(65), "is too long"),
             (|m| m.version = "1,2".into(), "holds a comma"),
