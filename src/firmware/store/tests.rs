@@ -105,7 +105,10 @@ fn an_imported_image_should_be_listed_found_and_read_back() {
             format!("{}.dsse.json", manifest.sha256)
         ]
     );
-    assert_eq!(store.list(&trust()).unwrap(), std::slice::from_ref(&imported));
+    assert_eq!(
+        store.list(&trust()).unwrap(),
+        std::slice::from_ref(&imported)
+    );
     assert_eq!(
         store.get(&imported.sha256, &trust()).unwrap(),
         Some(imported.clone())
