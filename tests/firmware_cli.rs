@@ -494,3 +494,31 @@ fn import_with_a_broken_config_should_list_its_errors() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_missing_image_should_be_named_not_reported_as_unsigned() {
+    let bench = Bench::new();
+    let missing = bench.path("typo.bin");
+    for args in [
+        vec![
+            "firmware",
+            "import",
+            "--config",
+            s(&bench.config()),
+            s(&missing),
+        ],
+        vec!["firmware", "inspect", s(&missing)],
+    ] {
+        let output = gateway(&args);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with(&format!(
+                "error: cannot read the image {}: No such file or directory",
+                missing.display()
+            )),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert!(bench.stored().is_empty());
+}

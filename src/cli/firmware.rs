@@ -145,6 +145,7 @@ pub(super) fn run(command: FirmwareCommand) -> anyhow::Result<ExitCode> {
                 (None, None) => None,
             };
             let manifest = manifest.unwrap_or_else(|| envelope_path_for(&image));
+            image_exists(&image)?;
             inspect(&image, &manifest, trust.as_ref(), json)
         }
         FirmwareCommand::Import {
@@ -154,6 +155,7 @@ pub(super) fn run(command: FirmwareCommand) -> anyhow::Result<ExitCode> {
             image,
         } => {
             let manifest = manifest.unwrap_or_else(|| envelope_path_for(&image));
+            image_exists(&image)?;
             import(&config, &image, &manifest, json)
         }
     }
@@ -370,6 +372,14 @@ fn read_envelope(image: &Path, path: &Path) -> anyhow::Result<Envelope> {
     }
 }
 
+/// Fails naming the image when it cannot be read (before its envelope is looked for, so a
+/// mistyped image name is not reported as a missing manifest).
+fn image_exists(image: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(image)
+        .map(drop)
+        .with_context(|| format!("cannot read the image {}", image.display()))
+}
+
 /// The `[trust] firmware_keys` directory of a config.
 fn trust_dir(path: &Path, config: &crate::config::Config) -> anyhow::Result<PathBuf> {
     match &config.trust.firmware_keys {
@@ -396,6 +406,7 @@ fn import(
     let store = ImageStore::open(&config.gateway.state_dir).map_err(said)?;
     let stored = match store.import_file(image, &envelope, &trust, &check) {
         Ok(stored) => stored,
+        Err(e @ ImportError::ReadImage { .. }) => bail!("{e}"),
         Err(e) => {
             let mut message = format!("{}: {e}", image.display());
             if let ImportError::WrongTarget { targets, .. } = &e {

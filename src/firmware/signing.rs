@@ -154,7 +154,11 @@ impl TrustedKeys {
         match mis_signed_by {
             Some(key_id) => Err(ImportError::BadSignature { key_id }),
             None => Err(ImportError::UnknownKey {
-                key_ids: envelope.key_ids(),
+                key_ids: envelope
+                    .key_ids()
+                    .into_iter()
+                    .filter(|id| !id.is_empty())
+                    .collect(),
                 trusted: self.ids(),
             }),
         }

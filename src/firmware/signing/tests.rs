@@ -201,6 +201,17 @@ fn one_good_signature_among_several_should_be_enough_and_an_empty_keyid_tries_ev
 }
 
 #[test]
+fn a_signature_without_a_keyid_that_no_trusted_key_made_should_be_refused_as_unknown() {
+    let envelope = sign_with_key(&key(2), "", &manifest()).unwrap();
+    let e = trusting("vendor", &key(1)).verify(&envelope).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("signed by a key without an id, which is not a trusted"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_signed_payload_that_is_not_a_manifest_should_be_refused_as_unreadable() {
     let payload = br#"{"hello":"world"}"#;
     let sig = key(1).sign(&pae(PAYLOAD_TYPE, payload));
