@@ -19,6 +19,7 @@ use crate::registry::gateway_udn;
 use crate::upnp::UpnpFace;
 use crate::upnp::tls::{DemoPki, generate_demo_pki};
 
+mod firmware;
 #[cfg(feature = "modbus")]
 mod modbus;
 #[cfg(feature = "mqtt")]
@@ -76,6 +77,7 @@ pub fn demo_config(
     state_dir: &Path,
     profile_dirs: &[PathBuf],
     pki: Option<&DemoPki>,
+    firmware_keys: Option<&Path>,
     protocol_devices: &[ConfiguredDevice],
     protocol_tables: &str,
 ) -> anyhow::Result<Config> {
@@ -86,16 +88,19 @@ pub fn demo_config(
         .chain(std::iter::once(quote(&state_dir.join("demo-profiles"))))
         .collect::<Vec<_>>()
         .join(", ");
-    let trust = pki
+    let mut trust = pki
         .map(|pki| {
             format!(
-                "[trust]\ngateway_certificate = {}\ngateway_key = {}\noperator_ca = {}\n",
+                "gateway_certificate = {}\ngateway_key = {}\noperator_ca = {}\n",
                 quote(&pki.server_certificate),
                 quote(&pki.server_key),
                 quote(&pki.ca)
             )
         })
         .unwrap_or_default();
+    if let Some(keys) = firmware_keys {
+        trust.push_str(&format!("firmware_keys = {}\n", quote(keys)));
+    }
     let memory = SIMULATED
         .iter()
         .map(|(id, name, file, _)| ConfiguredDevice {
@@ -132,7 +137,11 @@ interfaces = ["lo"]
 http = "127.0.0.1:0"
 https = "127.0.0.1:0"
 
+[trust]
 {trust}
+[firmware]
+scan_interval = "1s"
+
 {devices}
 {protocol_tables}"#
     );
@@ -227,10 +236,12 @@ pub async fn run(
     if options.mqtt_broker.is_some() {
         anyhow::bail!("--mqtt-broker: the mqtt adapter is not built into this binary");
     }
+    let firmware_keys = firmware::prepare(&state_path)?;
     let config = demo_config(
         &state_path,
         &repository_profiles,
         Some(&pki),
+        Some(&firmware_keys),
         &protocol_devices,
         &protocol_tables,
     )?;
@@ -450,7 +461,8 @@ mod tests {
     fn demo_config_should_keep_paths_with_quotes_backslashes_and_accents() {
         let state = Path::new("/tmp/with \"quotes\" and \\backslash\\ and e\u{301}");
         let profiles = PathBuf::from("/srv/profil\u{e9}s");
-        let config = demo_config(state, std::slice::from_ref(&profiles), None, &[], "").unwrap();
+        let config =
+            demo_config(state, std::slice::from_ref(&profiles), None, None, &[], "").unwrap();
         assert_eq!(config.gateway.state_dir, state);
         assert_eq!(config.gateway.profile_dirs[0], profiles);
         assert_eq!(config.gateway.profile_dirs[1], state.join("demo-profiles"));

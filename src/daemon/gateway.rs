@@ -10,6 +10,7 @@ use super::plan::plan_devices;
 use crate::adapters::AdapterSet;
 use crate::config::Config;
 use crate::firmware::ImageOffers;
+use crate::firmware::engine::{DeviceEntry, FirmwareEngine};
 use crate::lifecycle::LifecycleState;
 use crate::profile::{Catalog, Severity};
 use crate::registry::{DeviceRecord, Registry, RegistryError, device_udn, unix_ms};
@@ -23,6 +24,9 @@ pub enum StartError {
     /// The registry could not be opened or updated.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The firmware engine could not start (its store or its persisted updates).
+    #[error("the firmware engine could not start: {0}")]
+    Firmware(String),
 }
 
 fn list(errors: &[LocatedError]) -> String {
@@ -51,6 +55,7 @@ pub struct Gateway {
     registry: Arc<Registry>,
     devices: Vec<ManagedDevice>,
     offers: Arc<ImageOffers>,
+    firmware: Arc<FirmwareEngine>,
 }
 
 impl Gateway {
@@ -125,11 +130,28 @@ impl Gateway {
         if let Some(base) = &config.listen.image_base_url {
             offers.set_base_url(base);
         }
+        let registry = Arc::new(registry);
+        let firmware = FirmwareEngine::start(
+            &config,
+            Arc::clone(&registry),
+            Arc::clone(&offers),
+            devices
+                .iter()
+                .map(|d| DeviceEntry {
+                    id: d.record.id.clone(),
+                    profile: Arc::clone(&d.profile),
+                    link: d.link.clone(),
+                    group: d.record.group.clone(),
+                })
+                .collect(),
+        )
+        .map_err(StartError::Firmware)?;
         Ok(Self {
             config,
-            registry: Arc::new(registry),
+            registry,
             devices,
             offers,
+            firmware: Arc::new(firmware),
         })
     }
 
@@ -153,11 +175,22 @@ impl Gateway {
         &self.offers
     }
 
-    /// Detaches every device and closes the registry.
+    /// The firmware engine.
+    pub fn firmware(&self) -> &Arc<FirmwareEngine> {
+        &self.firmware
+    }
+
+    /// Stops the firmware engine (updates under way go on at the next start), detaches every
+    /// device and closes the registry.
     pub async fn stop(self) {
         let Self {
-            devices, registry, ..
+            devices,
+            registry,
+            firmware,
+            ..
         } = self;
+        firmware.shutdown().await;
+        drop(firmware);
         drop(devices);
         drop(registry);
     }

@@ -74,7 +74,9 @@ fn simulated(index: usize, unit: u8, serial: &str) -> anyhow::Result<(Arc<Profil
             serial: Some(serial.to_owned()),
         },
     )
-    .with_reboot_time(Duration::from_secs(3));
+    .with_reboot_time(Duration::from_secs(3))
+    // The gateway's probation, not the simulated device, decides whether a test image is kept.
+    .with_confirm_window(Duration::from_secs(31 * 24 * 3600));
     Ok((profile, device))
 }
 

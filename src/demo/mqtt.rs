@@ -5,6 +5,7 @@
 //! through the broker.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use iotmc_adapter_mqtt::BrokerSettings;
@@ -91,7 +92,13 @@ pub(super) async fn start(external: Option<&str>) -> anyhow::Result<Simulators> 
     };
     let plug = TasmotaPlug::start(broker_v311, PlugOptions::new("tasmota_demo_plug"));
     let thermostat = HomieThermostat::start(broker_v311, "thermostat-demo");
-    let controller = GenericDevice::start(broker_v5, "ahu-5")
+    // The gateway's probation (24 h by default), not the simulated device, decides whether a
+    // test image is kept.
+    let timing = iotmc_adapter_mqtt::sim::generic::SimTiming {
+        confirm_window: DEMO_CONFIRM_WINDOW,
+        ..Default::default()
+    };
+    let controller = GenericDevice::start_with(broker_v5, "ahu-5", timing)
         .await
         .context("the simulated MQTT 5 controller could not start")?;
     let devices = vec![
@@ -124,3 +131,7 @@ pub(super) async fn start(external: Option<&str>) -> anyhow::Result<Simulators> 
         devices,
     })
 }
+
+/// How long the demo's two-bank simulators keep an unconfirmed test image: longer than the
+/// longest probation the gateway allows.
+pub(super) const DEMO_CONFIRM_WINDOW: Duration = Duration::from_secs(31 * 24 * 3600);

@@ -13,13 +13,27 @@
 //! whenever [`Machine::take_change`] says it changed. Every field needed to go on after a
 //! restart is in the `Job`, and [`Machine::restore`] picks up from it.
 //!
-//! SKELETON (issue 6): types are the contract; the state-machine work fills in the bodies.
+//! Inputs that do not answer the command in flight (stale, duplicated, after a cancel) are
+//! ignored, and nothing read from the device or the store makes it panic. The transitions live
+//! in submodules: `transfer` from the start time to the staged image, `probation` from the
+//! activation to the end, `restore` the pick-up after a restart, `state` what they share.
 
 use serde::{Deserialize, Serialize};
 
 use super::UnixMs;
 use super::window::WindowSpec;
 use iotmc_adapter::ActivationMode;
+
+mod probation;
+mod restore;
+mod state;
+mod transfer;
+
+pub(crate) use state::utc;
+use state::{ReadReason, Reading, Wake, span};
+
+#[cfg(test)]
+mod tests;
 
 /// Where an update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,25 +400,107 @@ pub struct NewUpdate {
     pub campaign: Option<String>,
 }
 
+/// Transfer attempts in a row that may fail on a transport error (timeout, disconnect, busy)
+/// before the update ends Failed with [`ResultCode::ConnectionLost`]. A failure after progress
+/// counts as the first again.
+pub const MAX_TRANSFER_FAILURES: u32 = 10;
+
+/// Wait before the first transfer retry, ms; it doubles with each failure in a row.
+pub const FIRST_RETRY_MS: u64 = 5_000;
+
+/// Longest wait between transfer retries, ms.
+pub const MAX_RETRY_MS: u64 = 5 * 60_000;
+
+/// Attempts to confirm a test image after probation passed, before the update ends Failed
+/// with [`ResultCode::UpdateFailed`].
+pub const MAX_CONFIRM_ATTEMPTS: u32 = 3;
+
+/// Shortest wait between health checks and between retries of reading the running version,
+/// ms, whatever `Job::check_every_ms` says: a zero interval would hammer the device.
+pub const MIN_CHECK_EVERY_MS: u64 = 1_000;
+
+/// The wait before transfer retry `failures` (1 for the first failure in a row).
+pub fn transfer_retry_delay(failures: u32) -> u64 {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY_MS
+        .saturating_mul(1 << doublings)
+        .min(MAX_RETRY_MS)
+}
+
 /// The state machine of one update.
 #[derive(Debug, Clone)]
 pub struct Machine {
     job: Job,
+    /// The command [`Machine::poll_command`] hands out next.
+    next: Option<Command>,
+    /// The command handed out whose outcome is awaited.
+    in_flight: Option<Command>,
+    /// What [`Machine::handle_timeout`] does, and from when.
+    wake: Option<(UnixMs, Wake)>,
+    /// Why [`Command::ReadRunning`] was issued.
+    reading: Option<Reading>,
+    /// Confirm attempts that failed (not persisted: after a restart probation is checked
+    /// again and confirming starts over).
+    confirm_failures: u32,
+    /// Why probation failed, in words, for the final detail (not persisted: after a restart
+    /// the detail says only that probation failed).
+    failure: Option<String>,
+    /// Unreachability during probation counts from here at the earliest: after a restart the
+    /// gateway did not look while it was down, so that time is not held against the device.
+    watching_since: UnixMs,
+    /// `now` of the last call, for the changes [`Machine::poll_command`] makes.
+    last_now: UnixMs,
+    change: Change,
 }
 
 impl Machine {
     /// A new update in [`Phase::Scheduled`].
     pub fn schedule(update: NewUpdate, now: UnixMs) -> Self {
-        let _ = (update, now);
-        todo!("machine")
+        let job = Job {
+            update_id: update.update_id,
+            device: update.device,
+            image: update.image,
+            previous_version: update.previous_version,
+            previous: update.previous,
+            strategy: update.strategy,
+            start_at: update.start_at,
+            window: update.window,
+            probation_ms: update.probation_ms,
+            offline_grace_ms: update.offline_grace_ms,
+            check_every_ms: update.check_every_ms,
+            phase: Phase::Scheduled,
+            result: ResultCode::Initial,
+            detail: format!("scheduled for {}", utc(update.start_at)),
+            acknowledged: 0,
+            transfer_failures: 0,
+            retry_at: None,
+            probation_until: None,
+            last_reachable: None,
+            reinstalling: false,
+            rollback_reason: None,
+            campaign: update.campaign,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut machine = Self::from_job(job, now);
+        machine.wake = Some((machine.job.start_at, Wake::Start));
+        machine.change = Change::State;
+        machine
     }
 
     /// Picks up a persisted job after a restart: the command in flight when the gateway stopped
     /// is issued again (a transfer from `acknowledged`, a wait for the device after a reboot,
     /// the next health check with the persisted probation deadline).
+    ///
+    /// Scheduled and WaitingForWindow wait for their time again; Downloading and Verified read
+    /// the image again; Transferring resumes from `acknowledged` (after `retry_at`, if that is
+    /// still ahead); Staged activates; Rebooting reads which image the device runs; Probation
+    /// checks health at once and keeps its absolute deadline, and a two-bank device whose
+    /// revert was under way has its running version read first. Terminal jobs stay as they are.
     pub fn restore(job: Job, now: UnixMs) -> Self {
-        let _ = (job, now);
-        todo!("machine")
+        let mut machine = Self::from_job(job, now);
+        machine.resume(now);
+        machine
     }
 
     /// The job.
@@ -412,36 +508,141 @@ impl Machine {
         &self.job
     }
 
-    /// Feeds the outcome of the last command.
+    /// Feeds the outcome of the last command. An input that does not answer the command in
+    /// flight (stale, duplicated, or after a cancel) is ignored.
     pub fn handle(&mut self, input: Input, now: UnixMs) {
-        let _ = (input, now);
-        todo!("machine")
+        if self.job.phase.is_terminal() || !self.answers_in_flight(&input) {
+            return;
+        }
+        self.last_now = now;
+        if !matches!(input, Input::Progress { .. }) {
+            self.in_flight = None;
+        }
+        match input {
+            Input::ImageLoaded => self.on_image_loaded(now),
+            Input::ImageUnavailable(detail) => self.on_image_unavailable(&detail, now),
+            Input::Progress { acknowledged } => self.on_progress(acknowledged, now),
+            Input::TransferDone { verified_on_device } => {
+                self.on_transfer_done(verified_on_device, now);
+            }
+            Input::TransferFailed { kind, detail } => self.on_transfer_failed(kind, &detail, now),
+            Input::Activated { running_version } => self.on_activated(running_version, now),
+            Input::ActivateFailed {
+                boot_failed,
+                detail,
+            } => self.on_activate_failed(boot_failed, detail, now),
+            Input::Health(sample) => self.on_health(sample, now),
+            Input::Confirmed => self.on_confirmed(now),
+            Input::ConfirmFailed(detail) => self.on_confirm_failed(&detail, now),
+            Input::Reverted { running_version } => self.on_reverted(running_version, now),
+            Input::RevertFailed(detail) => self.on_revert_failed(&detail, now),
+            Input::Running(version) => self.on_running(version, now),
+        }
     }
 
-    /// Cancels the update if it is still cancellable.
+    /// Cancels the update if it is still cancellable: before the device was told to boot the
+    /// image, and not while the previous image is being re-installed after a failed probation
+    /// (that would leave the device on the image that failed). The command in flight is
+    /// forgotten; its outcome, if the runner still feeds it, is ignored.
     pub fn cancel(&mut self, now: UnixMs) -> Result<(), CancelError> {
-        let _ = now;
-        todo!("machine")
+        let phase = self.job.phase;
+        if phase.is_terminal() {
+            return Err(CancelError::Finished {
+                update_id: self.job.update_id.clone(),
+                phase,
+            });
+        }
+        if !phase.is_cancellable() || self.job.reinstalling {
+            return Err(CancelError::TooLate {
+                update_id: self.job.update_id.clone(),
+                phase,
+            });
+        }
+        let partial = if self.job.acknowledged > 0 {
+            format!(
+                " (its staging area may hold the first {} bytes of the image, which it does not boot)",
+                self.job.acknowledged
+            )
+        } else {
+            String::new()
+        };
+        let detail = format!(
+            "cancelled at {} while {}; the device was not told to boot {} and still runs {}{partial}",
+            utc(now),
+            phase.as_str(),
+            self.job.image.version,
+            self.previous_words(),
+        );
+        self.finish(Phase::Cancelled, ResultCode::Cancelled, detail, now);
+        Ok(())
     }
 
     /// When [`Machine::handle_timeout`] is due next, if anything waits for time.
     pub fn poll_timeout(&self) -> Option<UnixMs> {
-        todo!("machine")
+        self.wake.map(|(at, _)| at)
     }
 
     /// Acts on time passing (start time, window opening, retry, health check, probation end).
+    /// Early calls do nothing.
     pub fn handle_timeout(&mut self, now: UnixMs) {
-        let _ = now;
-        todo!("machine")
+        let Some((at, wake)) = self.wake else {
+            return;
+        };
+        if now < at || self.job.phase.is_terminal() {
+            return;
+        }
+        self.wake = None;
+        self.last_now = now;
+        match wake {
+            Wake::Start => self.start(now),
+            Wake::RetryTransfer => self.retry_transfer(now),
+            Wake::CheckHealth => self.next = Some(Command::CheckHealth),
+            Wake::RetryConfirm => self.next = Some(Command::Confirm),
+            Wake::RetryRead => self.next = Some(Command::ReadRunning),
+        }
     }
 
     /// The next command to carry out, if any. None while a command is in flight.
+    ///
+    /// Handing out a command may move the phase on, so call [`Machine::take_change`] after it
+    /// too: the transfer moves Verified to Transferring, and the activation moves Staged to
+    /// Rebooting (so Verified and Staged are each seen once, after the input that led there).
     pub fn poll_command(&mut self) -> Option<Command> {
-        todo!("machine")
+        if self.in_flight.is_some() || self.job.phase.is_terminal() {
+            return None;
+        }
+        let command = self.next.take()?;
+        let now = self.last_now;
+        match (&command, self.job.phase) {
+            (Command::Transfer { from_offset, .. }, Phase::Verified) => {
+                self.job.phase = Phase::Transferring;
+                self.job.detail = format!(
+                    "transferring {} to the device from byte {from_offset} of {}",
+                    self.target_words(),
+                    self.installing_size()
+                );
+                self.touch(now);
+            }
+            (Command::Activate(mode), Phase::Staged) => {
+                self.job.phase = Phase::Rebooting;
+                self.job.detail = format!(
+                    "told the device to boot {} {}; waiting for it to come back",
+                    self.target_words(),
+                    match mode {
+                        ActivationMode::Test => "on test",
+                        ActivationMode::Permanent => "for good",
+                    }
+                );
+                self.touch(now);
+            }
+            _ => {}
+        }
+        self.in_flight = Some(command.clone());
+        Some(command)
     }
 
     /// What changed since the last call.
     pub fn take_change(&mut self) -> Change {
-        todo!("machine")
+        std::mem::replace(&mut self.change, Change::None)
     }
 }

@@ -121,6 +121,7 @@ impl UpnpFace {
             eventing,
             https_port: https.as_ref().map(|(_, addr, _)| addr.port()),
             offers: Arc::clone(gateway.image_offers()),
+            firmware: Arc::clone(gateway.firmware()),
         });
         if config.listen.image_base_url.is_none() {
             // Devices reach the gateway where controllers do: the first served address (or the
@@ -164,6 +165,7 @@ impl UpnpFace {
                 stopped.clone(),
             )));
         }
+        tasks.push(tokio::spawn(services::forward_notices(Arc::clone(&state))));
         for device in state.devices.values() {
             tasks.push(tokio::spawn(services::follow_link_events(
                 Arc::clone(&state),

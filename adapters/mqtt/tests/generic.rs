@@ -21,8 +21,9 @@ use iotmc_adapter_mqtt::sim::generic::{GenericDevice, SimTiming};
 use rumqttc::v5::mqttbytes::QoS;
 
 use rig::{
-    DEADLINE, Proxy, attach, image, names, profile_from, publisher, quick_profile, raw_image,
-    raw_request, rig, rig_with, shipped_text, wait_availability,
+    DEADLINE, Proxy, attach, filter_pressure, filter_pressure_max, image, names, profile_from,
+    publisher, quick_profile, raw_image, raw_request, rig, rig_with, shipped_text, unhealthy_image,
+    wait_availability,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,6 +398,40 @@ async fn an_image_that_fails_its_test_boot_should_be_reported_and_the_old_one_ke
         "{:#?}",
         logs.records
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_image_should_boot_on_test_and_fail_the_health_range_until_reverted() {
+    // A window of an hour: only the revert below ends the test image.
+    let timing = SimTiming {
+        confirm_window: Duration::from_secs(3600),
+        ..SimTiming::default()
+    };
+    let rig = rig_with(quick_profile(), timing, None).await;
+    let max = filter_pressure_max(&rig);
+    assert!(filter_pressure(&rig).await <= max);
+    let firmware = rig.link.firmware().unwrap();
+    firmware
+        .stage(&unhealthy_image("2.0.0", 8000), 0, &|_| {})
+        .await
+        .unwrap();
+    firmware.activate(ActivationMode::Test).await.unwrap();
+    let identity = rig.link.identify().await.unwrap();
+    assert_eq!(identity.firmware_version.as_deref(), Some("2.0.0"));
+    let banks = firmware.banks().await.unwrap();
+    let active = banks.iter().find(|b| b.active).unwrap();
+    assert_eq!(
+        (active.version.as_deref(), active.confirmed),
+        (Some("2.0.0"), false)
+    );
+    let unhealthy = filter_pressure(&rig).await;
+    assert!(unhealthy > max, "{unhealthy}");
+    firmware.revert().await.unwrap();
+    assert_eq!(rig.device.running_version(), "1.0.0");
+    let identity = rig.link.identify().await.unwrap();
+    assert_eq!(identity.firmware_version.as_deref(), Some("1.0.0"));
+    let healthy = filter_pressure(&rig).await;
+    assert!(healthy <= max, "{healthy}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,10 @@
 
 pub mod cms;
 pub mod errors;
+mod firmware;
 pub mod specs;
+
+pub use firmware::forward_notices;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,6 +64,8 @@ pub struct FaceState {
     pub https_port: Option<u16>,
     /// Firmware images on offer to devices that pull them (served at `/firmware/<token>`).
     pub offers: Arc<crate::firmware::ImageOffers>,
+    /// The firmware engine.
+    pub firmware: Arc<crate::firmware::engine::FirmwareEngine>,
 }
 
 /// What a control URL addresses.
@@ -98,7 +103,7 @@ pub fn register_events(state: &FaceState) {
                 state.eventing.register(
                     event_key(device.udn, spec),
                     evented_variables(spec),
-                    initial_values(device, spec),
+                    initial_values(device, spec, &state.firmware),
                 );
             }
         }
@@ -108,7 +113,10 @@ pub fn register_events(state: &FaceState) {
             state.eventing.register(
                 event_key(state.gateway.udn, spec),
                 evented_variables(spec),
-                vec![("InventoryVersion".into(), "1".into())],
+                vec![
+                    ("InventoryVersion".into(), "1".into()),
+                    ("FirmwareCampaignStatus".into(), String::new()),
+                ],
             );
         }
     }
@@ -127,15 +135,22 @@ fn evented_variables(spec: &ServiceSpec) -> Vec<EventedVariable> {
         .collect()
 }
 
-fn initial_values(device: &VirtualDevice, spec: &ServiceSpec) -> Vec<(String, String)> {
+fn initial_values(
+    device: &VirtualDevice,
+    spec: &ServiceSpec,
+    firmware: &crate::firmware::engine::FirmwareEngine,
+) -> Vec<(String, String)> {
     let live = device.live();
     let pairs: Vec<(&str, String)> = match spec.name {
         "BasicManagement" => vec![("DeviceStatus", device.device_status())],
         "ConfigurationManagement" => vec![("ConfigurationUpdate", live.configuration_update)],
-        "FirmwareUpdate" => vec![
-            ("FirmwareAvailable", String::new()),
-            ("FirmwareUpdateStatus", "Idle".into()),
-        ],
+        "FirmwareUpdate" => {
+            let id = device.record().id;
+            vec![
+                ("FirmwareAvailable", firmware.available_value(&id)),
+                ("FirmwareUpdateStatus", firmware.status_value(&id)),
+            ]
+        }
         "Diagnostics" => vec![("LastError", live.last_error)],
         "Lifecycle" => vec![
             (
@@ -190,7 +205,7 @@ pub async fn call(
         tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
     }
     match target {
-        Target::Gateway => gateway_action(state, action.name),
+        Target::Gateway => gateway_action(state, action.name, &args),
         Target::Device(device) => {
             let result = device_action(state, device, spec, action.name, &args).await;
             if let Err(e) = &result {
@@ -204,6 +219,7 @@ pub async fn call(
 fn gateway_action(
     state: &FaceState,
     action: &str,
+    args: &[&str],
 ) -> Result<Vec<(&'static str, String)>, UpnpError> {
     match action {
         "GetInventory" => {
@@ -224,6 +240,11 @@ fn gateway_action(
             xml.push_str("</Inventory>");
             Ok(vec![("Inventory", xml)])
         }
+        "StartFirmwareCampaign"
+        | "PauseFirmwareCampaign"
+        | "ResumeFirmwareCampaign"
+        | "AbortFirmwareCampaign"
+        | "GetFirmwareCampaignStatus" => firmware::campaign_action(state, action, args),
         other => Err(UpnpError::action_failed(format!(
             "internal: {other} has no handler"
         ))),
@@ -291,6 +312,7 @@ async fn device_action(
             "StateVariableValue",
             device.live().configuration_update,
         )]),
+        ("FirmwareUpdate", action) => firmware::device_action(state, device, action, args).await,
         ("Lifecycle", "GetLifecycleState") => {
             let record = device.record();
             Ok(vec![

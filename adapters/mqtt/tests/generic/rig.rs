@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use iotmc_adapter::{
     Adapter, Availability, DeviceBinding, DeviceLink, FirmwareImage, LinkError, LinkEvent, Profile,
+    Value,
 };
 use iotmc_adapter_mqtt::sim::EmbeddedBroker;
 use iotmc_adapter_mqtt::sim::generic::{GenericDevice, SimTiming};
@@ -43,6 +44,14 @@ pub fn quick_profile() -> Arc<Profile> {
 
 pub fn image(version: &str, body: usize) -> FirmwareImage {
     let mut bytes = format!("SIMFW:{version}\n").into_bytes();
+    bytes.extend((0..body).map(|i| (i % 251) as u8));
+    raw_image(version, bytes)
+}
+
+/// An image whose header `SIMFW:<version>;unhealthy` makes the simulator report a
+/// `filter_pressure` outside the profile's health range while it runs.
+pub fn unhealthy_image(version: &str, body: usize) -> FirmwareImage {
+    let mut bytes = format!("SIMFW:{version};unhealthy\n").into_bytes();
     bytes.extend((0..body).map(|i| (i % 251) as u8));
     raw_image(version, bytes)
 }
@@ -104,6 +113,27 @@ pub async fn attach(
             address: "mqtt://plant-room/ahu-1".into(),
         })
         .await
+}
+
+/// The profile's highest healthy `filter_pressure` (its `[health] checks`).
+pub fn filter_pressure_max(rig: &Rig) -> f64 {
+    let check = rig
+        .profile
+        .health
+        .checks
+        .iter()
+        .find(|c| c.parameter == "filter_pressure")
+        .expect("the shipped profile checks filter_pressure");
+    check.max.expect("the filter_pressure check has a max")
+}
+
+/// `filter_pressure` as the link reads it.
+pub async fn filter_pressure(rig: &Rig) -> f64 {
+    let readings = rig.link.read(&names(&["filter_pressure"])).await.unwrap();
+    match readings.get("filter_pressure") {
+        Some(Value::Float(x)) => *x,
+        other => panic!("expected a float filter_pressure, got {other:?}"),
+    }
 }
 
 /// Waits for the link to report `wanted` (now or in an event).

@@ -3,7 +3,9 @@
 //! is confirmed within a window. Pure: the device task passes `now` and carries out restarts.
 //!
 //! A simulated image starts with the ASCII header `SIMFW:<version>\n` (as the Modbus
-//! simulator's); anything else fails its test boot.
+//! simulator's), or `SIMFW:<version>;unhealthy\n` for an image that boots but reports a
+//! `filter_pressure` outside the profile's health range while it runs; anything else fails its
+//! test boot.
 
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -46,6 +48,8 @@ enum NextBoot {
 #[derive(Debug)]
 pub(super) struct Firmware {
     banks: [Option<String>; 2],
+    /// Whether each bank's image is healthy (a `;unhealthy` header makes it not).
+    healthy: [bool; 2],
     /// The image bytes of each bank (to boot them).
     images: [Option<Vec<u8>>; 2],
     active: usize,
@@ -64,6 +68,7 @@ impl Firmware {
     pub(super) fn new(version: &str, max_image_size: u64) -> Self {
         Self {
             banks: [Some(version.to_owned()), None],
+            healthy: [true, true],
             images: [Some(format!("SIMFW:{version}\n").into_bytes()), None],
             active: 0,
             confirmed: true,
@@ -79,6 +84,11 @@ impl Firmware {
     /// The running version.
     pub(super) fn running(&self) -> String {
         self.banks[self.active].clone().unwrap_or_default()
+    }
+
+    /// Whether the running image is one whose header says `;unhealthy`.
+    pub(super) fn running_unhealthy(&self) -> bool {
+        !self.healthy[self.active]
     }
 
     /// When an unconfirmed test image reverts, if one runs.
@@ -126,8 +136,23 @@ impl Firmware {
                 Ok((json!({}), After::Stay))
             }
             "revert" => {
-                if self.banks[self.standby()].is_none() {
+                let standby = self.standby();
+                if self.banks[standby].is_none() {
                     return Err(("no_image", "the other bank holds no image".into()));
+                }
+                // After a failed test boot the other bank holds bytes that do not boot.
+                if self.images[standby]
+                    .as_deref()
+                    .and_then(parse_header)
+                    .is_none()
+                {
+                    return Err((
+                        "no_image",
+                        format!(
+                            "the other bank holds no bootable image; still running {}",
+                            self.running()
+                        ),
+                    ));
                 }
                 self.next_boot = NextBoot::Revert;
                 Ok((json!({}), After::Restart))
@@ -301,11 +326,14 @@ impl Firmware {
                 let header = parse_header(&staging.bytes);
                 self.images[standby] = Some(staging.bytes);
                 match header {
-                    Some(version) => {
+                    Some(Header { version, healthy }) => {
                         self.banks[standby] = Some(version.clone());
+                        self.healthy[standby] = healthy;
                         self.active = standby;
                         self.confirmed = !test;
-                        self.probation_until = test.then(|| now + confirm_window);
+                        // A window too long for the clock never runs out.
+                        self.probation_until =
+                            test.then(|| now.checked_add(confirm_window)).flatten();
                         let how = if test { "on test" } else { "for good" };
                         (
                             6,
@@ -362,117 +390,28 @@ impl Firmware {
     }
 }
 
-/// The version in a `SIMFW:<version>\n` header.
-fn parse_header(bytes: &[u8]) -> Option<String> {
+/// What an image's header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Header {
+    version: String,
+    /// False for `;unhealthy`.
+    healthy: bool,
+}
+
+/// The header `SIMFW:<version>[;<flag>...]\n`; the flag `unhealthy` marks an unhealthy image,
+/// other flags are ignored.
+fn parse_header(bytes: &[u8]) -> Option<Header> {
     let rest = bytes.strip_prefix(b"SIMFW:")?;
     let end = rest.iter().position(|&b| b == b'\n')?;
-    let version = std::str::from_utf8(&rest[..end]).ok()?;
-    let version = version.split(';').next()?.trim();
-    (!version.is_empty() && version.len() <= 32).then(|| version.to_owned())
+    let line = std::str::from_utf8(&rest[..end]).ok()?;
+    let mut parts = line.split(';');
+    let version = parts.next()?.trim();
+    let healthy = !parts.any(|flag| flag.trim() == "unhealthy");
+    (!version.is_empty() && version.len() <= 32).then(|| Header {
+        version: version.to_owned(),
+        healthy,
+    })
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn image(version: &str) -> Vec<u8> {
-        let mut bytes = format!("SIMFW:{version}\n").into_bytes();
-        bytes.extend((0..3000u32).map(|i| (i % 251) as u8));
-        bytes
-    }
-
-    fn begin(fw: &mut Firmware, bytes: &[u8], offset: u64) -> Result<u64, Refused> {
-        let request = json!({
-            "op": "begin", "size": bytes.len(), "sha256": hex(&Sha256::digest(bytes)),
-            "version": "x", "offset": offset,
-        });
-        fw.operation(&request)
-            .map(|(answer, _)| answer["offset"].as_u64().unwrap())
-    }
-
-    fn send(fw: &mut Firmware, bytes: &[u8], from: usize) {
-        for (i, chunk) in bytes[from..].chunks(1000).enumerate() {
-            let offset = (from + i * 1000) as u64;
-            fw.chunk(offset, Some(chunk.len() as u64), chunk).unwrap();
-        }
-    }
-
-    fn op(fw: &mut Firmware, request: Json) -> Result<(Json, After), Refused> {
-        fw.operation(&request)
-    }
-
-    #[test]
-    fn begin_of_the_same_image_should_resume_where_the_device_is() {
-        let mut fw = Firmware::new("1.0.0", 1 << 20);
-        let bytes = image("2.0.0");
-        assert_eq!(begin(&mut fw, &bytes, 0), Ok(0));
-        send(&mut fw, &bytes[..1500], 0);
-        assert_eq!(begin(&mut fw, &bytes, 5000), Ok(1500));
-        assert_eq!(begin(&mut fw, &bytes, 1000), Ok(1000));
-        let other = image("3.0.0");
-        assert_eq!(begin(&mut fw, &other, 1000), Ok(0));
-    }
-
-    #[test]
-    fn test_image_should_boot_unconfirmed_and_revert_unless_confirmed() {
-        let mut fw = Firmware::new("1.0.0", 1 << 20);
-        let bytes = image("2.0.0");
-        begin(&mut fw, &bytes, 0).unwrap();
-        send(&mut fw, &bytes, 0);
-        let (answer, _) = op(&mut fw, json!({"op": "verify"})).unwrap();
-        assert_eq!(answer["sha256"], hex(&Sha256::digest(&bytes)));
-        let (_, after) = op(&mut fw, json!({"op": "activate", "mode": "test"})).unwrap();
-        assert_eq!(after, After::Restart);
-        fw.boot(Instant::now(), Duration::from_secs(60));
-        assert_eq!(fw.running(), "2.0.0");
-        assert!(fw.probation_until().is_some());
-        let (banks, _) = op(&mut fw, json!({"op": "banks"})).unwrap();
-        assert_eq!(banks[1]["active"], true);
-        assert_eq!(banks[1]["confirmed"], false);
-        fw.probation_expired();
-        fw.boot(Instant::now(), Duration::from_secs(60));
-        assert_eq!(fw.running(), "1.0.0");
-    }
-
-    #[test]
-    fn bad_image_should_fail_its_test_boot_and_keep_the_running_one() {
-        let mut fw = Firmware::new("1.0.0", 1 << 20);
-        let bytes = b"not a firmware image".to_vec();
-        begin(&mut fw, &bytes, 0).unwrap();
-        send(&mut fw, &bytes, 0);
-        op(&mut fw, json!({"op": "activate", "mode": "test"})).unwrap();
-        let (severity, line) = fw.boot(Instant::now(), Duration::from_secs(60));
-        assert_eq!(severity, 3, "{line}");
-        assert_eq!(fw.running(), "1.0.0");
-    }
-
-    #[test]
-    fn corrupted_chunk_should_make_activation_refused() {
-        let mut fw = Firmware::new("1.0.0", 1 << 20);
-        let bytes = image("2.0.0");
-        begin(&mut fw, &bytes, 0).unwrap();
-        fw.corrupt_next_chunk = true;
-        send(&mut fw, &bytes, 0);
-        let (answer, _) = op(&mut fw, json!({"op": "verify"})).unwrap();
-        assert_ne!(answer["sha256"], hex(&Sha256::digest(&bytes)));
-        let err = op(&mut fw, json!({"op": "activate", "mode": "permanent"})).unwrap_err();
-        assert_eq!(err.0, "not_verified");
-    }
-
-    #[test]
-    fn oversized_images_and_gaps_should_be_refused_or_corrected() {
-        let mut fw = Firmware::new("1.0.0", 2000);
-        let bytes = image("2.0.0");
-        assert_eq!(begin(&mut fw, &bytes, 0).unwrap_err().0, "too_large");
-        let mut fw = Firmware::new("1.0.0", 1 << 20);
-        begin(&mut fw, &bytes, 0).unwrap();
-        assert_eq!(fw.chunk(1000, Some(10), &bytes[1000..1010]), Ok(0));
-        assert_eq!(
-            fw.chunk(0, Some(11), &bytes[..10]).unwrap_err().0,
-            "bad_chunk"
-        );
-    }
-}
+mod tests;

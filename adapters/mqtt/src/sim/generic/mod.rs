@@ -11,7 +11,9 @@
 //!
 //! Firmware has two banks; images must start with `SIMFW:<version>\n` or their test boot fails
 //! and the device keeps the running image; an unconfirmed test image reverts after the confirm
-//! window. Faults for tests: [`GenericDevice::set_unresponsive`](SimulatedDevice), the next
+//! window. An image whose header is `SIMFW:<version>;unhealthy\n` boots and reports its
+//! version, but while it runs the device reports a `filter_pressure` of 400 Pa, outside the
+//! shipped profile's health range (at most 250), so the gateway's probation fails it. Faults for tests: [`GenericDevice::set_unresponsive`](SimulatedDevice), the next
 //! answer an error ([`GenericDevice::fail_next`]) or raw bytes ([`GenericDevice::answer_next_with`]),
 //! firmware busy, a corrupted chunk.
 
@@ -43,6 +45,8 @@ pub struct SimTiming {
     /// From the restart request to being online again (default 300 ms).
     pub reboot: Duration,
     /// How long a test image may run unconfirmed before the device reverts (default 60 s).
+    /// May be long (minutes, hours) so that the gateway's probation, not the device, decides;
+    /// a window past the clock's range (`Duration::MAX`) never runs out.
     pub confirm_window: Duration,
     /// Time between state pushes (default 1 s).
     pub state_interval: Duration,

@@ -12,6 +12,10 @@ use super::firmware::{After, Firmware, Refused};
 /// Records the log ring keeps.
 const LOG_CAPACITY: usize = 200;
 
+/// The filter pressure (Pa) an image with a `;unhealthy` header reports while it runs: above
+/// the shipped profile's health limit (`filter_pressure` at most 250).
+pub(super) const UNHEALTHY_FILTER_PRESSURE: f64 = 400.0;
+
 /// The modes the controller knows.
 pub(super) const MODES: [&str; 4] = ["off", "eco", "comfort", "boost"];
 
@@ -115,7 +119,7 @@ impl Model {
         json!({
             "supply": {"temperature": round1(v.supply_temperature), "fan": v.fan},
             "extract": {"temperature": round1(v.extract_temperature)},
-            "filter": {"pressure": v.filter_pressure.round()},
+            "filter": {"pressure": self.filter_pressure()},
             "setpoint": v.setpoint,
             "mode": v.mode,
             "alarm": v.alarm,
@@ -128,13 +132,22 @@ impl Model {
         Some(match name {
             "supply_temperature" => json!(round1(v.supply_temperature)),
             "extract_temperature" => json!(round1(v.extract_temperature)),
-            "filter_pressure" => json!(v.filter_pressure.round()),
+            "filter_pressure" => json!(self.filter_pressure()),
             "alarm" => json!(v.alarm),
             "setpoint" => json!(v.setpoint),
             "supply_fan_speed" => json!(v.fan),
             "mode" => json!(v.mode),
             _ => return None,
         })
+    }
+
+    /// The filter pressure it reports: out of the health range while an unhealthy image runs.
+    fn filter_pressure(&self) -> f64 {
+        if self.firmware.running_unhealthy() {
+            UNHEALTHY_FILTER_PRESSURE
+        } else {
+            self.values.filter_pressure.round()
+        }
     }
 
     /// Measurements drift a little (a deterministic random walk).
@@ -408,6 +421,57 @@ mod tests {
     fn ask(model: &mut Model, endpoint: Endpoint, request: Json) -> Json {
         let handled = model.handle(endpoint, request.to_string().as_bytes(), &[]);
         serde_json::from_slice(&handled.answer.unwrap()).unwrap()
+    }
+
+    /// Sends `bytes` as one image and boots it on test, as the gateway would.
+    fn install_on_test(model: &mut Model, bytes: &[u8]) {
+        use sha2::{Digest, Sha256};
+        let sha256 = crate::codec::generic::hex(&Sha256::digest(bytes));
+        let begin = json!({"op": "begin", "size": bytes.len(), "sha256": sha256, "offset": 0});
+        assert_eq!(ask(model, Endpoint::Firmware, begin)["offset"], 0);
+        let length = bytes.len().to_string();
+        let chunk = model.handle(
+            Endpoint::Firmware,
+            bytes,
+            &[("offset".into(), "0".into()), ("length".into(), length)],
+        );
+        let chunk: Json = serde_json::from_slice(&chunk.answer.unwrap()).unwrap();
+        assert_eq!(chunk["acknowledged"], bytes.len());
+        let activate = json!({"op": "activate", "mode": "test"});
+        let handled = model.handle(Endpoint::Firmware, activate.to_string().as_bytes(), &[]);
+        assert_eq!(handled.after, After::Restart);
+        model.restart(Instant::now(), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn an_unhealthy_image_should_report_filter_pressure_out_of_range_until_reverted() {
+        let mut model = Model::new("ahu-1", "1.0.0", 1 << 20);
+        let healthy = model.value("filter_pressure").unwrap().as_f64().unwrap();
+        assert!(healthy <= 250.0, "{healthy}");
+        install_on_test(&mut model, b"SIMFW:2.0.0;unhealthy\nbody");
+        let info = ask(&mut model, Endpoint::Rpc, json!({"op": "info"}));
+        assert_eq!(info["version"], "2.0.0");
+        assert_eq!(model.value("filter_pressure"), Some(json!(400.0)));
+        assert_eq!(model.state()["filter"]["pressure"], 400.0);
+        let get = ask(&mut model, Endpoint::Rpc, json!({"op": "get"}));
+        assert_eq!(get["filter"]["pressure"], 400.0);
+        model.drift();
+        assert_eq!(model.value("filter_pressure"), Some(json!(400.0)));
+        let revert = model.handle(Endpoint::Firmware, br#"{"op": "revert"}"#, &[]);
+        assert_eq!(revert.after, After::Restart);
+        model.restart(Instant::now(), Duration::from_secs(600));
+        assert_eq!(model.firmware.running(), "1.0.0");
+        let after = model.value("filter_pressure").unwrap().as_f64().unwrap();
+        assert!(after <= 250.0, "{after}");
+    }
+
+    #[test]
+    fn a_healthy_image_should_keep_filter_pressure_in_range() {
+        let mut model = Model::new("ahu-1", "1.0.0", 1 << 20);
+        install_on_test(&mut model, b"SIMFW:2.0.0\nbody");
+        assert_eq!(model.firmware.running(), "2.0.0");
+        let pressure = model.value("filter_pressure").unwrap().as_f64().unwrap();
+        assert!(pressure <= 250.0, "{pressure}");
     }
 
     #[test]

@@ -1,0 +1,284 @@
+//! FirmwareUpdate:1 on every virtual device and the campaign actions of the gateway's
+//! ManagementController:1, on top of the firmware engine; and the forwarding of the engine's
+//! notices to GENA.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use super::specs::{FIRMWARE_UPDATE, MANAGEMENT_CONTROLLER};
+use super::{FaceState, event_key};
+use crate::firmware::engine::{EngineError, Notice, parse_sha256};
+use crate::firmware::store::StoredImage;
+use crate::upnp::device::VirtualDevice;
+use crate::upnp::soap::UpnpError;
+
+type Out = Vec<(&'static str, String)>;
+
+/// A FirmwareUpdate:1 action on `device`.
+pub(super) async fn device_action(
+    state: &FaceState,
+    device: &VirtualDevice,
+    action: &str,
+    args: &[&str],
+) -> Result<Out, UpnpError> {
+    let id = device.record().id;
+    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    let fail = |operation: &str, e: EngineError| engine_error(device, operation, &e);
+    match action {
+        "GetFirmwareInfo" => {
+            let info = state
+                .firmware
+                .info(&id)
+                .await
+                .map_err(|e| fail(action, e))?;
+            let (rv, rs, rh, rd) = image_fields(info.running_image.as_ref());
+            let (ov, os, oh, od) = image_fields(info.offered.as_ref());
+            let emergency = info.offered.as_ref().is_some_and(|i| i.manifest.emergency);
+            Ok(vec![
+                ("RunningVersion", info.running_version.unwrap_or(rv)),
+                ("RunningSize", rs),
+                ("RunningSha256", rh),
+                ("RunningReleaseDate", rd),
+                ("OfferedVersion", ov),
+                ("OfferedSize", os),
+                ("OfferedSha256", oh),
+                ("OfferedReleaseDate", od),
+                ("OfferedEmergency", if emergency { "1" } else { "0" }.into()),
+            ])
+        }
+        "ScheduleFirmwareUpdate" => {
+            let start = parse_time(arg(0)).map_err(|why| {
+                UpnpError::argument_value_invalid(format!(
+                    "ScheduleFirmwareUpdate on {}: StartTime {why}",
+                    device.describe()
+                ))
+            })?;
+            let image = match arg(1).trim() {
+                "" => None,
+                text => Some(parse_sha256(text).ok_or_else(|| {
+                    UpnpError::argument_value_invalid(format!(
+                        "ScheduleFirmwareUpdate on {}: ImageSha256 must be 64 hex digits or empty (the image on offer)",
+                        device.describe()
+                    ))
+                })?),
+            };
+            let update_id = state
+                .firmware
+                .schedule(&id, image, start)
+                .map_err(|e| fail(action, e))?;
+            Ok(vec![("UpdateId", update_id)])
+        }
+        "CancelFirmwareUpdate" => {
+            state
+                .firmware
+                .cancel(&id, arg(0).trim())
+                .map_err(|e| fail(action, e))?;
+            Ok(Vec::new())
+        }
+        "GetFirmwareUpdateStatus" => Ok(match state.firmware.job(&id) {
+            None => vec![
+                ("UpdateId", String::new()),
+                ("Status", "Idle".into()),
+                ("ResultCode", "0".into()),
+                ("BytesAcknowledged", "0".into()),
+                ("BytesTotal", "0".into()),
+                ("ProbationEnds", String::new()),
+                ("Detail", "no firmware update has been scheduled".into()),
+            ],
+            Some(job) => {
+                let total = if job.reinstalling {
+                    job.previous.as_ref().map_or(0, |p| p.size)
+                } else {
+                    job.image.size
+                };
+                vec![
+                    ("UpdateId", job.update_id.clone()),
+                    ("Status", job.phase.as_str().into()),
+                    ("ResultCode", job.result.code().to_string()),
+                    ("BytesAcknowledged", ui4(job.acknowledged)),
+                    ("BytesTotal", ui4(total)),
+                    (
+                        "ProbationEnds",
+                        job.probation_until.map(rfc3339).unwrap_or_default(),
+                    ),
+                    ("Detail", job.detail.clone()),
+                ]
+            }
+        }),
+        other => Err(UpnpError::action_failed(format!(
+            "internal: FirmwareUpdate#{other} has no handler"
+        ))),
+    }
+}
+
+/// A campaign action of the gateway's ManagementController.
+pub(super) fn campaign_action(
+    state: &FaceState,
+    action: &str,
+    args: &[&str],
+) -> Result<Out, UpnpError> {
+    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    let fail = |e: EngineError| UpnpError::new(e.code(), format!("{action}: {e}"));
+    let engine = &state.firmware;
+    match action {
+        "StartFirmwareCampaign" => {
+            let image = parse_sha256(arg(1)).ok_or_else(|| {
+                UpnpError::argument_value_invalid(
+                    "StartFirmwareCampaign: ImageSha256 must be 64 hex digits",
+                )
+            })?;
+            let start = parse_time(arg(2)).map_err(|why| {
+                UpnpError::argument_value_invalid(format!("StartFirmwareCampaign: StartTime {why}"))
+            })?;
+            let count = |i: usize, name: &str| {
+                arg(i).trim().parse::<u32>().map_err(|_| {
+                    UpnpError::argument_value_invalid(format!(
+                        "StartFirmwareCampaign: {name} must be a number"
+                    ))
+                })
+            };
+            let id = engine
+                .start_campaign(
+                    arg(0),
+                    image,
+                    start,
+                    count(3, "MaxConcurrent")?,
+                    count(4, "FailureThreshold")?,
+                )
+                .map_err(fail)?;
+            Ok(vec![("CampaignId", id)])
+        }
+        "PauseFirmwareCampaign" => engine
+            .pause_campaign(arg(0).trim())
+            .map_err(fail)
+            .map(|()| Vec::new()),
+        "ResumeFirmwareCampaign" => engine
+            .resume_campaign(arg(0).trim())
+            .map_err(fail)
+            .map(|()| Vec::new()),
+        "AbortFirmwareCampaign" => engine
+            .abort_campaign(arg(0).trim())
+            .map_err(fail)
+            .map(|()| Vec::new()),
+        "GetFirmwareCampaignStatus" => {
+            let campaign = engine.campaign(arg(0).trim()).map_err(fail)?;
+            Ok(vec![("Status", campaign.status_xml())])
+        }
+        other => Err(UpnpError::action_failed(format!(
+            "internal: ManagementController#{other} has no handler"
+        ))),
+    }
+}
+
+/// Forwards the engine's notices to GENA until the engine goes away. A forwarder that fell
+/// behind re-publishes every device's current values.
+pub async fn forward_notices(state: Arc<FaceState>) {
+    let mut notices = state.firmware.subscribe();
+    loop {
+        match notices.recv().await {
+            Ok(notice) => publish(&state, notice),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "firmware notices lagged; re-publishing current values"
+                );
+                for device in state.devices.values() {
+                    let id = device.record().id;
+                    publish(
+                        &state,
+                        Notice::Available {
+                            value: state.firmware.available_value(&id),
+                            device: id.clone(),
+                        },
+                    );
+                    publish(
+                        &state,
+                        Notice::Status {
+                            value: state.firmware.status_value(&id),
+                            device: id,
+                        },
+                    );
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn publish(state: &FaceState, notice: Notice) {
+    let (device, name, value) = match notice {
+        Notice::Available { device, value } => (Some(device), "FirmwareAvailable", value),
+        Notice::Status { device, value } => (Some(device), "FirmwareUpdateStatus", value),
+        Notice::Campaign { value } => (None, "FirmwareCampaignStatus", value),
+    };
+    let key = match device {
+        Some(id) => {
+            let Some(device) = state.devices.values().find(|d| d.record().id == id) else {
+                return;
+            };
+            event_key(device.udn, &FIRMWARE_UPDATE)
+        }
+        None => event_key(state.gateway.udn, &MANAGEMENT_CONTROLLER),
+    };
+    state.eventing.publish(&key, vec![(name.to_owned(), value)]);
+}
+
+fn engine_error(device: &VirtualDevice, operation: &str, e: &EngineError) -> UpnpError {
+    UpnpError::new(
+        e.code(),
+        format!("{operation} on {}: {e}", device.describe()),
+    )
+}
+
+/// (version, size, SHA-256, release date) of an image, empty strings without one.
+fn image_fields(image: Option<&StoredImage>) -> (String, String, String, String) {
+    image.map_or_else(Default::default, |i| {
+        (
+            i.manifest.version.clone(),
+            ui4(i.manifest.size),
+            i.sha256_hex(),
+            i.manifest.release_date.clone(),
+        )
+    })
+}
+
+fn ui4(n: u64) -> String {
+    n.min(u64::from(u32::MAX)).to_string()
+}
+
+fn rfc3339(ms: u64) -> String {
+    crate::firmware::machine::utc(ms)
+}
+
+/// A UPnP dateTime in UTC: RFC 3339 with `Z` or without a zone.
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    if text.contains('+') || text.get(19..).is_some_and(|rest| rest.contains('-')) {
+        return Err(format!(
+            "`{}` has a zone offset; give the time in UTC, e.g. 2026-11-24T02:30:00Z",
+            text.chars().take(64).collect::<String>()
+        ));
+    }
+    humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|e| {
+        format!(
+            "`{}` is not a UTC time like 2026-11-24T02:30:00Z: {e}",
+            text.chars().take(64).collect::<String>()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_should_be_utc() {
+        assert!(parse_time("2026-11-24T02:30:00Z").is_ok());
+        assert!(parse_time("2026-11-24T02:30:00").is_ok());
+        let offset = parse_time("2026-11-24T02:30:00+01:00").unwrap_err();
+        assert!(offset.contains("UTC"), "{offset}");
+        assert!(parse_time("tomorrow").is_err());
+    }
+}
