@@ -521,23 +521,29 @@ async fn malformed_calls_should_be_401_or_402_and_change_nothing() {
 async fn a_declared_but_missing_action_should_be_602_saying_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), false).await;
-    let firmware = service_type(&h, "thermostat-1", "FirmwareUpdate").await;
+    let diagnostics = service_type(&h, "thermostat-1", "Diagnostics").await;
     let (code, description) = call(
         h.face.http_addr(),
-        &h.control("thermostat-1", "FirmwareUpdate"),
-        &firmware,
-        "GetFirmwareInfo",
-        &[],
+        &h.control("thermostat-1", "Diagnostics"),
+        &diagnostics,
+        "GetDiagnosticsLog",
+        &[
+            ("MinimumSeverity", "error"),
+            ("StartTime", ""),
+            ("EndTime", ""),
+            ("MaximumRecords", "10"),
+            ("Cursor", ""),
+        ],
     )
     .await
     .upnp_error();
     assert_eq!(code, 602, "{description}");
     assert!(
-        description.contains("FirmwareUpdate#GetFirmwareInfo is declared but not served yet"),
+        description.contains("Diagnostics#GetDiagnosticsLog is declared but not served yet"),
         "{description}"
     );
     assert!(
-        description.contains("firmware update engine"),
+        description.contains("diagnostics log engine"),
         "{description}"
     );
     h.stop().await;

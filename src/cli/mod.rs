@@ -1,6 +1,7 @@
 //! The command line.
 
 mod devices;
+mod firmware;
 mod profile;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Check a gateway config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Vendor keys, and signing, inspecting and importing firmware images.
+    #[command(subcommand)]
+    Firmware(firmware::FirmwareCommand),
 }
 
 /// `config` subcommands.
@@ -125,6 +129,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Profile(command) => profile::run(command, &adapters),
         Command::Devices(command) => devices::run(command),
+        Command::Firmware(command) => firmware::run(command),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = load_config(&file)?;
             let adapters = adapters_for(&config)?;
