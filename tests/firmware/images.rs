@@ -39,13 +39,23 @@ impl Vendor {
 
     /// Signs `image`'s manifest and imports both into the store under `state_dir`.
     pub(crate) fn import(&self, state_dir: &Path, image: &SimImage) -> Imported {
+        self.import_checked(state_dir, image, &import_check())
+    }
+
+    /// Like [`Vendor::import`], checked against `check` instead of the two simulated profiles.
+    pub(crate) fn import_checked(
+        &self,
+        state_dir: &Path,
+        image: &SimImage,
+        check: &ImportCheck,
+    ) -> Imported {
         let envelope = signing::sign(&self.key, &image.manifest)
             .unwrap_or_else(|e| panic!("signing {}: {e}", image.manifest.version));
         let trust = TrustedKeys::load_dir(&self.trust_dir)
             .unwrap_or_else(|e| panic!("loading the trust directory: {e}"));
         let store = ImageStore::open(state_dir).unwrap_or_else(|e| panic!("{e}"));
         let stored = store
-            .import(&image.bytes, &envelope, &trust, &import_check())
+            .import(&image.bytes, &envelope, &trust, check)
             .unwrap_or_else(|e| panic!("importing {}: {e}", image.manifest.version));
         assert_eq!(stored.sha256_hex(), image.manifest.sha256);
         Imported {
