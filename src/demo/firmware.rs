@@ -48,7 +48,7 @@ pub(super) fn prepare(state_dir: &Path) -> anyhow::Result<PathBuf> {
             .collect::<BTreeMap<String, u64>>(),
     };
     for (profile, version, date) in IMAGES {
-        let bytes = image(version);
+        let bytes = image(profile, version);
         let manifest = Manifest {
             targets: vec![(*profile).to_owned()],
             version: (*version).to_owned(),
@@ -67,10 +67,14 @@ pub(super) fn prepare(state_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(trusted)
 }
 
-/// A simulated image: its header, then deterministic filler.
-fn image(version: &str) -> Vec<u8> {
+/// A simulated image: its header, then filler that differs per profile (two profiles' images
+/// of one version are different images, each with its own manifest).
+fn image(profile: &str, version: &str) -> Vec<u8> {
     let mut bytes = format!("SIMFW:{version}\n").into_bytes();
-    let mut x: u32 = 0x1234_5678;
+    let mut x: u32 = profile
+        .bytes()
+        .fold(0x1234_5678, |h: u32, b| h.rotate_left(5) ^ u32::from(b))
+        | 1;
     while bytes.len() < IMAGE_SIZE {
         x ^= x << 13;
         x ^= x >> 17;

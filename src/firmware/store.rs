@@ -370,7 +370,20 @@ impl ImageStore {
         let envelope_json = format!("{}\n", envelope.to_json_pretty());
         let envelope_path = self.path(&sha256, ENVELOPE);
         let bin_path = self.path(&sha256, BIN);
-        let unchanged = std::fs::read(&envelope_path).is_ok_and(|b| b == envelope_json.as_bytes())
+        let stored_envelope = std::fs::read(&envelope_path).ok();
+        if let Some(stored) = &stored_envelope
+            && stored.as_slice() != envelope_json.as_bytes()
+            && let Ok(stored_manifest) =
+                Envelope::from_json(stored).and_then(|e| e.unverified_manifest())
+            && stored_manifest != manifest
+        {
+            return Err(ImportError::ManifestConflict {
+                sha256: manifest.sha256,
+                stored_version: stored_manifest.version,
+                stored_targets: stored_manifest.targets,
+            });
+        }
+        let unchanged = stored_envelope.is_some_and(|b| b == envelope_json.as_bytes())
             && std::fs::metadata(&bin_path).is_ok_and(|m| m.len() == manifest.size);
         if !unchanged {
             self.write_atomically(&bin_path, image)?;

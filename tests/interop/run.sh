@@ -19,7 +19,10 @@
 #      simulated energy meter on Modbus RTU;
 #   8. the reverse direction: `iotmc-gateway run` with one Eastron SDM120 whose registers a
 #      pymodbus server holds (modbus_server.py); the device is found by SSDP, GetValues returns
-#      what pymodbus holds, and follows when the server's voltage changes.
+#      what pymodbus holds, and follows when the server's voltage changes;
+#   8b. firmware: `upnp-client call-action` GetFirmwareInfo shows the demo's signed 1.1.0 image
+#      on offer for the demo controller, an operator schedules it over mutual TLS (curl), and
+#      GetFirmwareUpdateStatus follows it to Probation with the controller running 1.1.0.
 #
 # Needs root (ip netns). Prints one line per check and `N passed, N failed` at the end.
 set -euo pipefail
@@ -280,6 +283,29 @@ exec {server_in}>&-
 check "the pymodbus server stops on SIGTERM within 10 s" bash -c "! kill -0 $server_pid 2>/dev/null"
 check "the pymodbus server says it stopped" grep -qx 'stopped' "$work/server.out"
 
+# 8b. Firmware on the demo controller through async-upnp-client: the demo imports a signed
+# 1.1.0 image; an operator schedules it over mutual TLS; the two-bank controller boots it on
+# test and enters probation (24 h in the demo, so it ends there).
+in_ns "${upnp_client[@]}" call-action "$controller_url" FirmwareUpdate/GetFirmwareInfo >"$work/fw-info.json" 2>>"$work/client.log" || true
+check "GetFirmwareInfo offers the demo image 1.1.0" grep -q '"OfferedVersion": "1.1.0"' "$work/fw-info.json"
+check "GetFirmwareInfo reports the running version 1.0.0" grep -q '"RunningVersion": "1.0.0"' "$work/fw-info.json"
+controller_udn="$(udn_of "$controller_url")"
+vendor_urn="urn:iotmc-gateway-local:service:FirmwareUpdate:1"
+schedule_body="<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:ScheduleFirmwareUpdate xmlns:u=\"$vendor_urn\"><StartTime>$(date -u +%Y-%m-%dT%H:%M:%SZ)</StartTime><ImageSha256></ImageSha256></u:ScheduleFirmwareUpdate></s:Body></s:Envelope>"
+code="$(in_ns curl -s -o "$work/fw-schedule.xml" -w '%{http_code}' --cacert "$pki/ca.pem" --cert "$pki/operator.pem" --key "$pki/operator.key" \
+    -H 'Content-Type: text/xml; charset="utf-8"' -H "SOAPACTION: \"$vendor_urn#ScheduleFirmwareUpdate\"" \
+    --data "$schedule_body" "https://$https_addr/upnp/$controller_udn/FirmwareUpdate/control" || true)"
+check "ScheduleFirmwareUpdate over mutual TLS answers an UpdateId" grep -q '<UpdateId>fw-[0-9a-f]*</UpdateId>' "$work/fw-schedule.xml"
+firmware_status() {
+    in_ns "${upnp_client[@]}" call-action "$controller_url" FirmwareUpdate/GetFirmwareUpdateStatus >"$work/fw-status.json" 2>>"$work/client.log" || true
+    grep -q '"Status": "Probation"' "$work/fw-status.json"
+}
+for _ in $(seq 1 120); do firmware_status && break; sleep 0.5; done
+check "the update reaches Probation (status polled with upnp-client)" firmware_status
+check "GetFirmwareUpdateStatus names the end of probation" grep -qE '"ProbationEnds": "[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$work/fw-status.json"
+in_ns "${upnp_client[@]}" call-action "$controller_url" FirmwareUpdate/GetFirmwareInfo >"$work/fw-info-after.json" 2>>"$work/client.log" || true
+check "the controller now runs 1.1.0 on test" grep -q '"RunningVersion": "1.1.0"' "$work/fw-info-after.json"
+
 # 9. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
 kill -TERM "$demo_pid"
 for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
@@ -292,6 +318,7 @@ if [[ "$failed" -gt 0 ]]; then
     echo "--- client log (last 20 lines)"; tail -n 20 "$work/client.log" 2>/dev/null || true
     echo "--- pymodbus client"; cat "$work/modbus_client.out" 2>/dev/null || true
     echo "--- pymodbus server"; cat "$work/server.out" "$work/server.log" 2>/dev/null || true
+    echo "--- firmware"; cat "$work/fw-info.json" "$work/fw-schedule.xml" "$work/fw-status.json" 2>/dev/null || true
     echo "--- config check"; cat "$work/config-check.txt" 2>/dev/null || true
     echo "--- iotmc-gateway run log (last 40 lines)"; tail -n 40 "$work/run.log" 2>/dev/null || true
 fi

@@ -95,6 +95,19 @@ pub enum ImportError {
         /// The trusted key the signature names.
         key_id: String,
     },
+    /// The store holds the same bytes under another signed manifest.
+    #[error(
+        "refused: the store already holds this image (SHA-256 {sha256}) as version {stored_version} for {}, under another manifest; one image has one manifest: sign a single manifest listing every target profile, or remove the stored one first (`{sha256}.bin` and `{sha256}.dsse.json` in the store, with the gateway stopped)",
+        stored_targets.join(", ")
+    )]
+    ManifestConflict {
+        /// The image's SHA-256.
+        sha256: String,
+        /// Version in the stored manifest.
+        stored_version: String,
+        /// Targets of the stored manifest.
+        stored_targets: Vec<String>,
+    },
     /// The envelope or its manifest cannot be read.
     #[error("refused: the manifest cannot be read: {0}")]
     Unreadable(#[from] EnvelopeError),

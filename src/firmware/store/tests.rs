@@ -129,6 +129,32 @@ fn importing_an_image_twice_should_change_nothing() {
     assert_eq!(store.list(&trust()).unwrap().len(), 1);
 }
 
+#[test]
+fn the_same_bytes_under_another_manifest_should_be_refused_keeping_the_stored_one() {
+    let (_dir, store) = store();
+    let bytes = image(3, 5000);
+    let first = manifest_for(&bytes, "1.2.0", "2026-03-01");
+    store
+        .import(&bytes, &signed(&first), &trust(), &check())
+        .unwrap();
+    let mut other = first.clone();
+    other.targets = vec!["small-target".into()];
+    other.version = "1.2.1".into();
+    let mut check = check();
+    check.profiles.insert("small-target".into(), 1024 * 1024);
+    let e = refused(&store, &bytes, &signed(&other), &check);
+    assert!(matches!(e, ImportError::ManifestConflict { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("version 1.2.0 for iotmc-demo-controller")
+            && text.contains("sign a single manifest listing every target profile"),
+        "{text}"
+    );
+    let listed = store.list(&trust()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].manifest, first, "the stored manifest is kept");
+}
+
 /// Imports and asserts the refusal left the store as it was.
 fn refused(
     store: &ImageStore,

@@ -232,16 +232,20 @@ fn engine_error(device: &VirtualDevice, operation: &str, e: &EngineError) -> Upn
     )
 }
 
-/// (version, size, SHA-256, release date) of an image, empty strings without one.
+/// (version, size, SHA-256, release date) of an image; without one, empty strings and size 0
+/// (a ui4 cannot be empty: async-upnp-client, for one, refuses the whole answer).
 fn image_fields(image: Option<&StoredImage>) -> (String, String, String, String) {
-    image.map_or_else(Default::default, |i| {
-        (
-            i.manifest.version.clone(),
-            ui4(i.manifest.size),
-            i.sha256_hex(),
-            i.manifest.release_date.clone(),
-        )
-    })
+    image.map_or_else(
+        || (String::new(), "0".into(), String::new(), String::new()),
+        |i| {
+            (
+                i.manifest.version.clone(),
+                ui4(i.manifest.size),
+                i.sha256_hex(),
+                i.manifest.release_date.clone(),
+            )
+        },
+    )
 }
 
 fn ui4(n: u64) -> String {
