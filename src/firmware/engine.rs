@@ -369,18 +369,8 @@ pub fn available_value(image: &StoredImage) -> String {
     )
 }
 
-/// Parses 64 hex digits.
-pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
+/// Parses 64 hex digits (the store's parser).
+pub use super::store::parse_sha256;
 
 /// The engine clock: UTC milliseconds.
 fn now_ms() -> UnixMs {

@@ -187,18 +187,8 @@ fn is_date(s: &str) -> bool {
     (1..=days).contains(&day)
 }
 
-/// Whether `id` is a profile id: lowercase letters, digits, `.`, `_` and `-`, starting with a
-/// letter or digit, at most 64 characters (the rule profiles are loaded with).
-pub fn is_profile_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        })
-}
+/// Whether `id` is a profile id (the rule profiles are loaded with).
+pub use iotmc_adapter::profile::is_profile_id;
 
 /// A DSSE envelope (<https://github.com/secure-systems-lab/dsse>) around a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

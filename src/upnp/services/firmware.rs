@@ -124,7 +124,7 @@ pub(super) fn campaign_action(
     let engine = &state.firmware;
     match action {
         "StartFirmwareCampaign" => {
-            let image = parse_sha256(arg(1)).ok_or_else(|| {
+            let image = parse_sha256(arg(1).trim()).ok_or_else(|| {
                 UpnpError::argument_value_invalid(
                     "StartFirmwareCampaign: ImageSha256 must be 64 hex digits",
                 )

@@ -293,7 +293,9 @@ fn check_declaration(
     }
 }
 
-fn is_profile_id(id: &str) -> bool {
+/// Whether `id` is a profile id: lowercase letters, digits, `.`, `_` and `-`, starting with a
+/// letter or digit, at most 64 characters.
+pub fn is_profile_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()

@@ -9,6 +9,7 @@ mod load;
 mod model;
 
 pub use crate::located::{LocatedError, TomlSource};
+pub use load::is_profile_id;
 pub use model::{
     Access, ActionKind, ActionSpec, ArgumentSpec, FirmwareSpec, HealthCheck, HealthSpec, LogSpec,
     Parameter, PollSpec, Profile, ValueRange,
