@@ -225,3 +225,67 @@ async fn a_one_bank_device_whose_running_image_is_not_stored_should_not_be_updat
     assert_eq!(engine.status_value("plug-1"), "Idle");
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_ended_just_before_a_crash_should_be_counted_by_its_campaign_at_restart() {
+    use iotmc_gateway::firmware::campaign::{Campaign, CampaignState, NewCampaign};
+    use iotmc_gateway::firmware::machine::{ImageRef, Machine, NewUpdate, Strategy};
+    use iotmc_gateway::registry::{FirmwareTable, Registry};
+
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = Vendor::new(dir.path());
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // What a kill -9 between the two writes leaves: the update's end persisted, its
+    // campaign's still saying it runs.
+    let mut campaign = Campaign::new(
+        NewCampaign {
+            id: "campaign-1".into(),
+            image: "ab".repeat(32),
+            devices: vec!["plug-1".into()],
+            max_concurrent: 1,
+            failure_threshold: 1,
+            start_at: 0,
+        },
+        0,
+    );
+    campaign.started("plug-1", "fw-1", 0);
+    let mut machine = Machine::schedule(
+        NewUpdate {
+            update_id: "fw-1".into(),
+            device: "plug-1".into(),
+            image: ImageRef {
+                sha256: "ab".repeat(32),
+                version: "2.0.0".into(),
+                size: 8192,
+            },
+            previous_version: Some("1.0.0".into()),
+            previous: None,
+            strategy: Strategy::NativeTest,
+            start_at: 0,
+            window: None,
+            probation_ms: 1000,
+            offline_grace_ms: 1000,
+            check_every_ms: 1000,
+            campaign: Some("campaign-1".into()),
+        },
+        0,
+    );
+    machine.cancel(0).unwrap();
+    {
+        let registry = Registry::open(&state).unwrap();
+        registry
+            .put_firmware(FirmwareTable::Campaigns, "campaign-1", &campaign)
+            .unwrap();
+        registry
+            .put_firmware(FirmwareTable::Jobs, "plug-1", machine.job())
+            .unwrap();
+    }
+
+    let (gateway, _memory) = start(dir.path(), &vendor).await;
+    let restored = gateway.firmware().campaign("campaign-1").unwrap();
+    assert_eq!(restored.counts().running, 0, "{restored:?}");
+    assert_eq!(restored.counts().cancelled, 1, "{restored:?}");
+    assert_eq!(restored.state, CampaignState::Completed);
+    gateway.stop().await;
+}

@@ -15,13 +15,33 @@ use crate::registry::{FirmwareTable, unix_ms};
 /// How often campaigns look for devices to start (start times, freed slots).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Loads the campaigns the registry holds.
+/// Loads the campaigns the registry holds, after the updates were restored. An update that
+/// ended just before the gateway stopped (its end persisted, its campaign's not: two writes)
+/// is counted now, or its campaign would hold the slot for ever.
 pub(super) fn restore(inner: &Inner) -> Result<(), String> {
     let campaigns: Vec<(String, Campaign)> = inner
         .registry
         .firmware_records(FirmwareTable::Campaigns)
         .map_err(|e| e.to_string())?;
     write(&inner.campaigns).extend(campaigns);
+    let ended: Vec<Job> = read(&inner.slots)
+        .values()
+        .map(|slot| slot.with(|m| m.job().clone()))
+        .filter(|job| job.phase.is_terminal() && job.campaign.is_some())
+        .collect();
+    for job in ended {
+        if let Some(id) = &job.campaign {
+            change(inner, id, |c| {
+                let this_update = matches!(
+                    c.slots().get(job.device.as_str()),
+                    Some(Slot::Started { update_id }) if *update_id == job.update_id
+                );
+                if this_update {
+                    c.ended(&job.device, job.phase, job.result, now_ms());
+                }
+            });
+        }
+    }
     Ok(())
 }
 
