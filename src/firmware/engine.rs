@@ -341,19 +341,23 @@ impl Drop for FirmwareEngine {
 
 /// `<Status>,<UpdateId>,<ResultCode>,<acknowledged>/<total>`.
 pub fn status_value(job: &Job) -> String {
-    let total = if job.reinstalling {
-        job.previous.as_ref().map_or(0, |p| p.size)
-    } else {
-        job.image.size
-    };
     format!(
         "{},{},{},{}/{}",
         job.phase.as_str(),
         job.update_id,
         job.result.code(),
         job.acknowledged,
-        total
+        transfer_total(job)
     )
+}
+
+/// Size of the image the job moves now: the previous one while re-installing it.
+pub fn transfer_total(job: &Job) -> u64 {
+    if job.reinstalling {
+        job.previous.as_ref().map_or(0, |p| p.size)
+    } else {
+        job.image.size
+    }
 }
 
 /// `<version>,<sha256>,<size>,<release date>[,emergency]`.
@@ -401,12 +405,11 @@ impl Inner {
     fn scan(&self) {
         match self.store.list(&self.trust) {
             Ok(images) => {
-                let changed = *read(&self.images) != images;
-                if changed {
+                if *read(&self.images) != images {
                     tracing::info!(images = images.len(), "firmware store changed");
                     *write(&self.images) = images;
+                    self.refresh_available();
                 }
-                self.refresh_available();
             }
             Err(e) => tracing::error!(error = %e, "cannot list the firmware store"),
         }
@@ -719,20 +722,29 @@ async fn learn_running_versions(inner: Arc<Inner>) {
         let mut still = Vec::new();
         for device in pending {
             let Some(link) = &device.link else { continue };
-            if let Ok(Ok(identity)) =
-                tokio::time::timeout(Duration::from_secs(10), link.identify()).await
-                && let Some(hardware) = identity.hardware_version
-            {
+            // One identity read gives the hardware revision and, for devices without banks,
+            // the running version.
+            let identity =
+                match tokio::time::timeout(Duration::from_secs(10), link.identify()).await {
+                    Ok(Ok(identity)) => identity,
+                    _ => {
+                        still.push(device);
+                        continue;
+                    }
+                };
+            if let Some(hardware) = identity.hardware_version {
                 write(&inner.hardware).insert(device.id.clone(), hardware);
             }
-            match tokio::time::timeout(
+            let banked = tokio::time::timeout(
                 Duration::from_secs(10),
-                health::running_version(link.as_ref()),
+                health::active_bank_version(link.as_ref()),
             )
             .await
-            {
-                Ok(Ok(Some(version))) => inner.learned(&device.id, Some(version)),
-                _ => still.push(device),
+            .ok()
+            .flatten();
+            match banked.or(identity.firmware_version) {
+                Some(version) => inner.learned(&device.id, Some(version)),
+                None => still.push(device),
             }
         }
         pending = still;

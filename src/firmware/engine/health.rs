@@ -21,14 +21,16 @@ pub(super) struct Probe {
 
 /// The version the device runs: its active bank's, else what it reports in its identity.
 pub(super) async fn running_version(link: &dyn DeviceLink) -> Result<Option<String>, LinkError> {
-    if let Some(target) = link.firmware()
-        && let Ok(banks) = target.banks().await
-        && let Some(active) = banks.into_iter().find(|b| b.active)
-        && active.version.is_some()
-    {
-        return Ok(active.version);
+    if let Some(version) = active_bank_version(link).await {
+        return Ok(Some(version));
     }
     Ok(link.identify().await?.firmware_version)
+}
+
+/// The version in the device's active bank, if its firmware target reports banks with versions.
+pub(super) async fn active_bank_version(link: &dyn DeviceLink) -> Option<String> {
+    let banks = link.firmware()?.banks().await.ok()?;
+    banks.into_iter().find(|b| b.active)?.version
 }
 
 /// Takes one sample. `since` is when probation began: device log records older than that are

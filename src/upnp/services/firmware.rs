@@ -2,14 +2,16 @@
 //! ManagementController:1, on top of the firmware engine; and the forwarding of the engine's
 //! notices to GENA.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
 
 use super::specs::{FIRMWARE_UPDATE, MANAGEMENT_CONTROLLER};
 use super::{FaceState, event_key};
-use crate::firmware::engine::{EngineError, Notice, parse_sha256};
+use crate::firmware::engine::{EngineError, Notice, parse_sha256, transfer_total};
 use crate::firmware::store::StoredImage;
 use crate::upnp::device::VirtualDevice;
 use crate::upnp::soap::UpnpError;
@@ -88,11 +90,7 @@ pub(super) async fn device_action(
                 ("Detail", "no firmware update has been scheduled".into()),
             ],
             Some(job) => {
-                let total = if job.reinstalling {
-                    job.previous.as_ref().map_or(0, |p| p.size)
-                } else {
-                    job.image.size
-                };
+                let total = transfer_total(&job);
                 vec![
                     ("UpdateId", job.update_id.clone()),
                     ("Status", job.phase.as_str().into()),
@@ -176,28 +174,36 @@ pub(super) fn campaign_action(
 /// behind re-publishes every device's current values.
 pub async fn forward_notices(state: Arc<FaceState>) {
     let mut notices = state.firmware.subscribe();
+    // Device ids are fixed while the face runs: look each notice's device up once, not by
+    // walking every device per notice.
+    let udns: BTreeMap<String, Uuid> = state
+        .devices
+        .values()
+        .map(|d| (d.record().id, d.udn))
+        .collect();
     loop {
         match notices.recv().await {
-            Ok(notice) => publish(&state, notice),
+            Ok(notice) => publish(&state, &udns, notice),
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
                     "firmware notices lagged; re-publishing current values"
                 );
-                for device in state.devices.values() {
-                    let id = device.record().id;
+                for id in udns.keys() {
                     publish(
                         &state,
+                        &udns,
                         Notice::Available {
-                            value: state.firmware.available_value(&id),
+                            value: state.firmware.available_value(id),
                             device: id.clone(),
                         },
                     );
                     publish(
                         &state,
+                        &udns,
                         Notice::Status {
-                            value: state.firmware.status_value(&id),
-                            device: id,
+                            value: state.firmware.status_value(id),
+                            device: id.clone(),
                         },
                     );
                 }
@@ -207,7 +213,7 @@ pub async fn forward_notices(state: Arc<FaceState>) {
     }
 }
 
-fn publish(state: &FaceState, notice: Notice) {
+fn publish(state: &FaceState, udns: &BTreeMap<String, Uuid>, notice: Notice) {
     let (device, name, value) = match notice {
         Notice::Available { device, value } => (Some(device), "FirmwareAvailable", value),
         Notice::Status { device, value } => (Some(device), "FirmwareUpdateStatus", value),
@@ -215,10 +221,10 @@ fn publish(state: &FaceState, notice: Notice) {
     };
     let key = match device {
         Some(id) => {
-            let Some(device) = state.devices.values().find(|d| d.record().id == id) else {
+            let Some(udn) = udns.get(&id) else {
                 return;
             };
-            event_key(device.udn, &FIRMWARE_UPDATE)
+            event_key(*udn, &FIRMWARE_UPDATE)
         }
         None => event_key(state.gateway.udn, &MANAGEMENT_CONTROLLER),
     };
