@@ -109,6 +109,15 @@ impl Config {
         }
 
         self.mqtt.check(source, &mut errors);
+        self.diagnostics.check(source, &mut errors);
+        self.diagnostics
+            .export()
+            .check("diagnostics", source, &mut errors);
+        for (i, group) in self.groups.iter().enumerate() {
+            if let Some(export) = &group.diagnostics {
+                export.check(&format!("groups[{i}].diagnostics"), source, &mut errors);
+            }
+        }
         let mut fail =
             |field: String, message: String| errors.push(source.error_at(&field, message));
 

@@ -46,6 +46,9 @@ pub struct Config {
     /// The firmware engine.
     #[serde(default)]
     pub firmware: FirmwareSection,
+    /// Device logs: ring size and export.
+    #[serde(default)]
+    pub diagnostics: DiagnosticsSection,
     /// The file this came from (for locating errors found later).
     #[serde(skip)]
     pub source: TomlSource,
@@ -246,6 +249,10 @@ pub struct GroupConfig {
     /// When disruptive work (firmware, reboots) may happen; none means any time.
     #[serde(default)]
     pub maintenance_window: Option<MaintenanceWindow>,
+    /// Where the group's device logs are exported, instead of the gateway-wide
+    /// `[diagnostics]` file and syslog.
+    #[serde(default)]
+    pub diagnostics: Option<ExportConfig>,
 }
 
 /// How enrolling devices are approved.
@@ -427,11 +434,25 @@ impl Config {
         for broker in &mut self.mqtt.brokers {
             broker.paths_mut().for_each(resolve);
         }
+        if let Some(file) = &mut self.diagnostics.file {
+            resolve(&mut file.directory);
+        }
+        for group in &mut self.groups {
+            if let Some(export) = &mut group.diagnostics {
+                export.paths_mut().for_each(resolve);
+            }
+        }
     }
 }
 
 mod check;
+mod diagnostics;
 mod mqtt;
+
+pub use diagnostics::{
+    DEFAULT_RING_SIZE, DiagnosticsSection, ExportConfig, FileExport, SinkKind, SinkScope, SinkSpec,
+    SyslogExport, SyslogTransport,
+};
 
 pub use mqtt::{BrokerConfig, BrokerTlsConfig, MqttConfig, VersionConfig};
 

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -51,7 +50,7 @@ pub(super) async fn device_action(
             ])
         }
         "ScheduleFirmwareUpdate" => {
-            let start = parse_time(arg(0)).map_err(|why| {
+            let start = crate::utc::parse(arg(0)).map_err(|why| {
                 UpnpError::argument_value_invalid(format!(
                     "ScheduleFirmwareUpdate on {}: StartTime {why}",
                     device.describe()
@@ -127,7 +126,7 @@ pub(super) fn campaign_action(
                     "StartFirmwareCampaign: ImageSha256 must be 64 hex digits",
                 )
             })?;
-            let start = parse_time(arg(2)).map_err(|why| {
+            let start = crate::utc::parse(arg(2)).map_err(|why| {
                 UpnpError::argument_value_invalid(format!("StartFirmwareCampaign: StartTime {why}"))
             })?;
             let count = |i: usize, name: &str| {
@@ -260,35 +259,4 @@ fn ui4(n: u64) -> String {
 
 fn rfc3339(ms: u64) -> String {
     crate::firmware::machine::utc(ms)
-}
-
-/// A UPnP dateTime in UTC: RFC 3339 with `Z` or without a zone.
-fn parse_time(text: &str) -> Result<SystemTime, String> {
-    let text = text.trim();
-    if text.contains('+') || text.get(19..).is_some_and(|rest| rest.contains('-')) {
-        return Err(format!(
-            "`{}` has a zone offset; give the time in UTC, e.g. 2026-11-24T02:30:00Z",
-            text.chars().take(64).collect::<String>()
-        ));
-    }
-    humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|e| {
-        format!(
-            "`{}` is not a UTC time like 2026-11-24T02:30:00Z: {e}",
-            text.chars().take(64).collect::<String>()
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_times_should_be_utc() {
-        assert!(parse_time("2026-11-24T02:30:00Z").is_ok());
-        assert!(parse_time("2026-11-24T02:30:00").is_ok());
-        let offset = parse_time("2026-11-24T02:30:00+01:00").unwrap_err();
-        assert!(offset.contains("UTC"), "{offset}");
-        assert!(parse_time("tomorrow").is_err());
-    }
 }

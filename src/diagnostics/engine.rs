@@ -1,0 +1,454 @@
+//! The diagnostics engine: one ring per managed device, filled by the gateway's observers and
+//! by the device's own log (on demand and every `logs.fetch_interval`), read by controllers
+//! and drained by the export sinks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use iotmc_adapter::{DeviceLink, Profile, Severity};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::native::{NativeState, event_of};
+use super::query::LogRequest;
+use super::record::{Category, Cursor, Event, LogRecord};
+use super::ring::{ExportBatch, Filter, Ring, RingStats};
+use crate::config::{Config, SinkSpec};
+use crate::utc::unix_ms;
+
+/// A device the engine keeps a log for.
+#[derive(Debug, Clone)]
+pub struct DeviceEntry {
+    /// Device id.
+    pub id: String,
+    /// Its management group.
+    pub group: Option<String>,
+    /// Its profile (the log method and fetch interval).
+    pub profile: Arc<Profile>,
+    /// Its link, when attached.
+    pub link: Option<Arc<dyn DeviceLink>>,
+}
+
+/// Why a log request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiagnosticsError {
+    /// No such device.
+    #[error("no device `{0}` is managed by this gateway")]
+    UnknownDevice(String),
+    /// An argument is wrong; the text names it.
+    #[error("{0}")]
+    BadArgument(String),
+}
+
+/// The device's own log, as last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeStatus {
+    /// The profile declares no log method: only gateway-observed records.
+    None,
+    /// Read now, or earlier (ms since the Unix epoch).
+    Read {
+        /// When the log was last read.
+        at_ms: Option<u64>,
+    },
+    /// The last read failed (the records held are still answered).
+    Failing(String),
+}
+
+/// One answer to a log request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    /// Device id.
+    pub device: String,
+    /// Matching records, oldest first.
+    pub records: Vec<LogRecord>,
+    /// Where to continue.
+    pub next: Cursor,
+    /// Records after the request's cursor that are no longer held.
+    pub missed: u64,
+    /// Whether more records are held after `next`.
+    pub more: bool,
+    /// The device's own log.
+    pub native: NativeStatus,
+}
+
+/// What GetLogInfo reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogInfo {
+    /// Device id.
+    pub device: String,
+    /// The ring's figures.
+    pub ring: RingStats,
+    /// The cursor of the newest record.
+    pub newest: Cursor,
+    /// The profile's log method (`none` when the device keeps none).
+    pub native_method: String,
+    /// How often the device's own log is read in the background.
+    pub fetch_interval: Option<Duration>,
+    /// The device's own log, as last read.
+    pub native: NativeStatus,
+    /// The labels of the sinks the device is exported to, in the order of `ring.exports`.
+    pub sinks: Vec<String>,
+}
+
+#[derive(Debug)]
+struct DeviceLog {
+    ring: RwLock<Ring>,
+    profile: Arc<Profile>,
+    link: Option<Arc<dyn DeviceLink>>,
+    native: tokio::sync::Mutex<NativeState>,
+    /// A copy of `native.failing` readable without awaiting.
+    native_failing: RwLock<Option<String>>,
+    native_read_ms: RwLock<Option<u64>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    epoch: u64,
+    fetch_timeout: Duration,
+    max_records: usize,
+    sinks: Vec<SinkSpec>,
+    devices: BTreeMap<String, Arc<DeviceLog>>,
+    /// Woken when records arrive, for the export sinks.
+    arrived: Notify,
+    tasks: RwLock<Vec<JoinHandle<()>>>,
+}
+
+/// The diagnostics engine; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DiagnosticsEngine {
+    inner: Arc<Inner>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl DiagnosticsEngine {
+    /// An engine for `devices`, sized and exported as `config` says. `epoch` tells this run's
+    /// cursors from earlier runs' (the start time in ms does).
+    pub fn new(config: &Config, devices: Vec<DeviceEntry>, epoch: u64) -> Self {
+        let section = &config.diagnostics;
+        let devices = devices
+            .into_iter()
+            .map(|d| {
+                let sinks = config.sinks_for(d.group.as_deref());
+                let log = DeviceLog {
+                    ring: RwLock::new(Ring::new(section.ring_size, &sinks)),
+                    profile: d.profile,
+                    link: d.link,
+                    native: tokio::sync::Mutex::new(NativeState::default()),
+                    native_failing: RwLock::new(None),
+                    native_read_ms: RwLock::new(None),
+                };
+                (d.id, Arc::new(log))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                epoch,
+                fetch_timeout: section.fetch_timeout,
+                max_records: section.max_records,
+                sinks: config.export_sinks(),
+                devices,
+                arrived: Notify::new(),
+                tasks: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Starts reading every device's own log every `logs.fetch_interval` of its profile.
+    /// Export sinks are started by [`super::export::start`].
+    pub fn start_fetching(&self) {
+        let mut tasks = write(&self.inner.tasks);
+        for (id, log) in &self.inner.devices {
+            let (Some(interval), Some(_)) = (log.profile.logs.fetch_interval, &log.link) else {
+                continue;
+            };
+            if !log.profile.logs.is_supported() {
+                continue;
+            }
+            let engine = self.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // Failures are recorded in the ring by `refresh`.
+                    let _ = engine.refresh(&id).await;
+                }
+            }));
+        }
+    }
+
+    /// Adds a task to stop with the engine (the export sinks).
+    pub fn adopt(&self, task: JoinHandle<()>) {
+        write(&self.inner.tasks).push(task);
+    }
+
+    /// Stops the background reads and the export sinks.
+    pub fn stop(&self) {
+        for task in write(&self.inner.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// This run's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
+
+    /// The most records one request returns.
+    pub fn max_records(&self) -> usize {
+        self.inner.max_records
+    }
+
+    /// The export sinks, by index.
+    pub fn sinks(&self) -> &[SinkSpec] {
+        &self.inner.sinks
+    }
+
+    /// The ids of the devices with a log.
+    pub fn device_ids(&self) -> impl Iterator<Item = &str> {
+        self.inner.devices.keys().map(String::as_str)
+    }
+
+    fn device(&self, id: &str) -> Result<&Arc<DeviceLog>, DiagnosticsError> {
+        self.inner
+            .devices
+            .get(id)
+            .ok_or_else(|| DiagnosticsError::UnknownDevice(id.to_owned()))
+    }
+
+    /// Records a gateway-observed `event` on `device`, now. Unknown devices are ignored.
+    pub fn record(&self, device: &str, event: Event) {
+        self.record_at(device, SystemTime::now(), event);
+    }
+
+    /// Records `event` on `device` at `at`.
+    pub fn record_at(&self, device: &str, at: SystemTime, event: Event) {
+        let Ok(log) = self.device(device) else {
+            tracing::debug!(device, "diagnostics event for an unmanaged device dropped");
+            return;
+        };
+        write(&log.ring).push(unix_ms(at), event);
+        self.inner.arrived.notify_waiters();
+    }
+
+    /// Reads the device's own log (when its profile declares one and it is attached) and adds
+    /// the records not taken before. Returns how many were added. A failure is recorded in the
+    /// ring once when it starts and once when it ends, not at every try.
+    pub async fn refresh(&self, device: &str) -> Result<usize, String> {
+        let log = self.device(device).map_err(|e| e.to_string())?;
+        let Some(link) = &log.link else {
+            return Ok(0);
+        };
+        let Some(source) = link.logs() else {
+            return Ok(0);
+        };
+        let mut state = log.native.lock().await;
+        let fetched =
+            tokio::time::timeout(self.inner.fetch_timeout, source.fetch(state.cursor)).await;
+        let now = SystemTime::now();
+        let batch = match fetched {
+            Ok(Ok(batch)) => batch,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => format!("{e}; {}", e.hint()),
+                    _ => format!(
+                        "no answer within {} ([diagnostics] fetch_timeout)",
+                        humantime::format_duration(self.inner.fetch_timeout)
+                    ),
+                };
+                if state.failing.is_none() {
+                    self.record_at(
+                        device,
+                        now,
+                        Event::gateway(
+                            Severity::Warning,
+                            Category::Error,
+                            format!("cannot read the device's own log: {why}; the gateway's records are still kept"),
+                        )
+                        .with("operation", "log-fetch"),
+                    );
+                }
+                state.failing = Some(why.clone());
+                *write(&log.native_failing) = Some(why.clone());
+                return Err(why);
+            }
+        };
+        if state.failing.take().is_some() {
+            *write(&log.native_failing) = None;
+            self.record_at(
+                device,
+                now,
+                Event::gateway(
+                    Severity::Notice,
+                    Category::Operational,
+                    "the device's own log can be read again",
+                )
+                .with("operation", "log-fetch"),
+            );
+        }
+        let new = state.take_new(batch);
+        let count = new.len();
+        state.last_fetch_ms = Some(unix_ms(now));
+        *write(&log.native_read_ms) = state.last_fetch_ms;
+        if count > 0 {
+            let mut ring = write(&log.ring);
+            for record in new {
+                let at = record.timestamp.unwrap_or(now);
+                ring.push(unix_ms(at), event_of(record));
+            }
+            drop(ring);
+            self.inner.arrived.notify_waiters();
+        }
+        Ok(count)
+    }
+
+    fn native_status(&self, log: &DeviceLog) -> NativeStatus {
+        if !log.profile.logs.is_supported() {
+            return NativeStatus::None;
+        }
+        match read(&log.native_failing).clone() {
+            Some(why) => NativeStatus::Failing(why),
+            None => NativeStatus::Read {
+                at_ms: *read(&log.native_read_ms),
+            },
+        }
+    }
+
+    /// Answers a log request: reads the device's own log first (bounded by
+    /// `[diagnostics] fetch_timeout`; on failure the records held are answered), then the ring.
+    pub async fn read_log(
+        &self,
+        device: &str,
+        request: &LogRequest,
+    ) -> Result<LogPage, DiagnosticsError> {
+        let log = Arc::clone(self.device(device)?);
+        let _ = self.refresh(device).await;
+        let after = match request.cursor {
+            Some(c) if c.epoch == self.inner.epoch => c.seq,
+            // A cursor of an earlier run stands before everything held now.
+            Some(_) | None => 0,
+        };
+        let page = read(&log.ring).read(after, &request.filter);
+        Ok(LogPage {
+            device: device.to_owned(),
+            records: page.records,
+            next: Cursor {
+                epoch: self.inner.epoch,
+                seq: page.next,
+            },
+            missed: page.missed,
+            more: page.more,
+            native: self.native_status(&log),
+        })
+    }
+
+    /// Removes the records up to and including `cursor` (a `NextCursor` handed out); records
+    /// that arrived after it stay. Returns how many were removed.
+    pub fn clear(&self, device: &str, cursor: &str) -> Result<usize, DiagnosticsError> {
+        let log = self.device(device)?;
+        let cursor = Cursor::parse(cursor).ok_or_else(|| {
+            DiagnosticsError::BadArgument(format!(
+                "UpToCursor `{}` is not a cursor this gateway handed out; pass the NextCursor of a GetDiagnosticsLog answer unchanged",
+                cursor.chars().take(64).collect::<String>()
+            ))
+        })?;
+        if cursor.epoch != self.inner.epoch {
+            // Everything held arrived after that cursor was handed out (the gateway restarted).
+            return Ok(0);
+        }
+        write(&log.ring)
+            .clear_through(cursor.seq)
+            .map_err(|e| DiagnosticsError::BadArgument(format!("UpToCursor {cursor}: {e}")))
+    }
+
+    /// The device's log figures.
+    pub fn info(&self, device: &str) -> Result<LogInfo, DiagnosticsError> {
+        let log = self.device(device)?;
+        let ring = read(&log.ring).stats();
+        Ok(LogInfo {
+            device: device.to_owned(),
+            newest: Cursor {
+                epoch: self.inner.epoch,
+                seq: ring.last_seq,
+            },
+            sinks: ring
+                .exports
+                .iter()
+                .map(|m| {
+                    self.inner
+                        .sinks
+                        .get(m.sink)
+                        .map_or_else(|| format!("sink {}", m.sink), SinkSpec::label)
+                })
+                .collect(),
+            ring,
+            native_method: log.profile.logs.method.clone(),
+            fetch_interval: log.profile.logs.fetch_interval,
+            native: self.native_status(log),
+        })
+    }
+
+    /// Every record held for `device` matching `filter`, for tests and the CLI.
+    pub fn records(&self, device: &str, filter: &Filter) -> Vec<LogRecord> {
+        self.device(device)
+            .map(|log| read(&log.ring).read(0, filter).records)
+            .unwrap_or_default()
+    }
+
+    /// The ids of the devices exported to sink `sink`.
+    pub fn sink_devices(&self, sink: usize) -> Vec<String> {
+        self.inner
+            .devices
+            .iter()
+            .filter(|(_, log)| {
+                read(&log.ring)
+                    .stats()
+                    .exports
+                    .iter()
+                    .any(|m| m.sink == sink)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Up to `max` records of `device` that sink `sink` has not written, and how many it lost.
+    pub fn export_batch(&self, device: &str, sink: usize, max: usize) -> ExportBatch {
+        match self.device(device) {
+            Ok(log) => write(&log.ring).export_batch(sink, max),
+            Err(_) => ExportBatch {
+                records: Vec::new(),
+                newly_lost: 0,
+            },
+        }
+    }
+
+    /// Records that sink `sink` wrote `device`'s records up to `seq`.
+    pub fn mark_exported(&self, device: &str, sink: usize, seq: u64) {
+        if let Ok(log) = self.device(device) {
+            write(&log.ring).mark_exported(sink, seq);
+        }
+    }
+
+    /// Whether sink `sink` has records of any device to write.
+    pub fn has_unexported(&self, sink: usize) -> bool {
+        self.inner
+            .devices
+            .values()
+            .any(|log| read(&log.ring).has_unexported(sink))
+    }
+
+    /// Waits until records arrive (or returns at once if some arrived since the last wait of
+    /// this future's creation; use with a periodic tick as a fallback).
+    pub async fn arrived(&self) {
+        self.inner.arrived.notified().await;
+    }
+}
