@@ -325,7 +325,7 @@ impl ExportConfig {
                 .rsplit_once(':')
                 .and_then(|(host, port)| (!host.is_empty()).then_some(port))
                 .and_then(|p| p.parse::<u16>().ok());
-            if !port.is_some_and(|p| p != 0) {
+            if port.is_none_or(|p| p == 0) {
                 fail(
                     "syslog.collector",
                     format!(
