@@ -9,6 +9,7 @@ use tracing::Instrument as _;
 use super::plan::plan_devices;
 use crate::adapters::AdapterSet;
 use crate::config::Config;
+use crate::diagnostics::{self, DiagnosticsEngine, observe};
 use crate::firmware::ImageOffers;
 use crate::firmware::engine::{DeviceEntry, FirmwareEngine};
 use crate::lifecycle::LifecycleState;
@@ -56,6 +57,7 @@ pub struct Gateway {
     devices: Vec<ManagedDevice>,
     offers: Arc<ImageOffers>,
     firmware: Arc<FirmwareEngine>,
+    diagnostics: DiagnosticsEngine,
 }
 
 impl Gateway {
@@ -111,15 +113,23 @@ impl Gateway {
         );
 
         let mut devices = Vec::with_capacity(planned.len());
+        let mut attach_failures = Vec::new();
         for (plan, record) in planned.into_iter().zip(declared) {
             let record = registry.device(&record.id)?.unwrap_or(record);
             if record.lifecycle == LifecycleState::Decommissioned {
                 continue;
             }
             let span = tracing::info_span!("device", id = %record.id, protocol = %record.protocol, address = %record.address);
-            let link = attach(&adapters, &plan.profile, &record)
+            let link = match attach(&adapters, &plan.profile, &record)
                 .instrument(span)
-                .await;
+                .await
+            {
+                Ok(link) => link,
+                Err(failure) => {
+                    attach_failures.push((record.id.clone(), failure));
+                    None
+                }
+            };
             devices.push(ManagedDevice {
                 record,
                 profile: plan.profile,
@@ -146,12 +156,53 @@ impl Gateway {
                 .collect(),
         )
         .map_err(StartError::Firmware)?;
+        let firmware = Arc::new(firmware);
+        let diagnostics = DiagnosticsEngine::new(
+            &config,
+            devices
+                .iter()
+                .map(|d| diagnostics::DeviceEntry {
+                    id: d.record.id.clone(),
+                    group: d.record.group.clone(),
+                    profile: Arc::clone(&d.profile),
+                    link: d.link.clone(),
+                })
+                .collect(),
+            unix_ms(now),
+        );
+        for device in &devices {
+            let record = &device.record;
+            if reconciled.added.contains(&record.id) {
+                diagnostics.record_at(&record.id, now, observe::registry_change(true, &cause));
+            } else if reconciled.updated.contains(&record.id) {
+                diagnostics.record_at(&record.id, now, observe::registry_change(false, &cause));
+            }
+            diagnostics.record_at(
+                &record.id,
+                now,
+                observe::managed(
+                    record.lifecycle.as_str(),
+                    &crate::utc::format_ms(record.lifecycle_since_ms),
+                    &format!("gateway {} started", config.gateway.id),
+                ),
+            );
+        }
+        for (id, (error, hint)) in attach_failures {
+            diagnostics.record_at(&id, now, observe::attach_failed(&error, &hint));
+        }
+        diagnostics.start_fetching();
+        diagnostics::export::start(&diagnostics, &config.gateway.id);
+        diagnostics.adopt(tokio::spawn(observe::follow_firmware(
+            diagnostics.clone(),
+            Arc::clone(&firmware),
+        )));
         Ok(Self {
             config,
             registry,
             devices,
             offers,
-            firmware: Arc::new(firmware),
+            firmware,
+            diagnostics,
         })
     }
 
@@ -180,6 +231,11 @@ impl Gateway {
         &self.firmware
     }
 
+    /// The diagnostics engine (every device's log).
+    pub fn diagnostics(&self) -> &DiagnosticsEngine {
+        &self.diagnostics
+    }
+
     /// Stops the firmware engine (updates under way go on at the next start), detaches every
     /// device and closes the registry.
     pub async fn stop(self) {
@@ -187,8 +243,10 @@ impl Gateway {
             devices,
             registry,
             firmware,
+            diagnostics,
             ..
         } = self;
+        diagnostics.stop();
         firmware.shutdown().await;
         drop(firmware);
         drop(devices);
@@ -196,22 +254,26 @@ impl Gateway {
     }
 }
 
+/// Attaches the device; `Ok(None)` when no adapter of its protocol is built in, `Err` with the
+/// error and its hint when attaching failed (logged here).
 async fn attach(
     adapters: &AdapterSet,
     profile: &Arc<Profile>,
     record: &DeviceRecord,
-) -> Option<Arc<dyn DeviceLink>> {
-    let adapter = adapters.get(&profile.protocol)?;
+) -> Result<Option<Arc<dyn DeviceLink>>, (String, String)> {
+    let Some(adapter) = adapters.get(&profile.protocol) else {
+        return Ok(None);
+    };
     let binding = DeviceBinding {
         device_id: record.id.clone(),
         profile: Arc::clone(profile),
         address: record.address.clone(),
     };
     match adapter.attach(&binding).await {
-        Ok(link) => Some(link),
+        Ok(link) => Ok(Some(link)),
         Err(e) => {
             tracing::error!(error = %e, hint = e.hint(), "cannot attach the device; it stays managed and is retried when the gateway restarts");
-            None
+            Err((e.to_string(), e.hint().to_string()))
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::engine::DiagnosticsEngine;
 
 /// Starts one task per export sink of `engine`; the engine stops them.
-pub fn start(engine: &DiagnosticsEngine) {
-    let _ = engine;
+/// `hostname` is the HOSTNAME of syslog messages (the gateway id).
+pub fn start(engine: &DiagnosticsEngine, hostname: &str) {
+    let _ = (engine, hostname);
 }

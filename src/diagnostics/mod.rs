@@ -7,12 +7,14 @@
 //!   UPnP action and the HTTP endpoint.
 //! - [`native`]: the device's own log through its adapter, each record taken once.
 //! - [`engine`]: the rings of all devices, the background reads, the observers' entry point.
+//! - [`observe`]: what the gateway records about every device on its own.
 //! - [`render`]: the XML, JSON-lines and text forms of a page of records.
 //! - [`export`]: rotating files and RFC 5424 syslog, per group.
 
 pub mod engine;
 pub mod export;
 pub mod native;
+pub mod observe;
 pub mod query;
 pub mod record;
 pub mod render;

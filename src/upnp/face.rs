@@ -109,6 +109,15 @@ impl UpnpFace {
 
         let devices = virtual_devices(gateway.devices()).await;
         let eventing = Eventing::start(GenaLimits::default());
+        // URLs handed out (firmware downloads, log URLs) use the first served address unless
+        // the listener is bound to one.
+        let default_host = if http_addr.ip().is_unspecified() {
+            interfaces
+                .first()
+                .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |i| i.addr.into())
+        } else {
+            http_addr.ip()
+        };
         let state = Arc::new(FaceState {
             vendor_domain: config.gateway.vendor_domain.clone(),
             gateway: GatewayInfo {
@@ -122,20 +131,18 @@ impl UpnpFace {
             https_port: https.as_ref().map(|(_, addr, _)| addr.port()),
             offers: Arc::clone(gateway.image_offers()),
             firmware: Arc::clone(gateway.firmware()),
+            diagnostics: gateway.diagnostics().clone(),
+            http_port: http_addr.port(),
+            default_host: match default_host {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            },
         });
         if config.listen.image_base_url.is_none() {
-            // Devices reach the gateway where controllers do: the first served address (or the
-            // listener's own address when it is bound to one).
-            let host = if http_addr.ip().is_unspecified() {
-                interfaces
-                    .first()
-                    .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |i| i.addr.into())
-            } else {
-                http_addr.ip()
-            };
+            // Devices reach the gateway where controllers do.
             state.offers.set_base_url(&format!(
                 "http://{}",
-                SocketAddr::new(host, http_addr.port())
+                SocketAddr::new(default_host, http_addr.port())
             ));
         }
         services::register_events(&state);

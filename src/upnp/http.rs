@@ -23,11 +23,13 @@ use tokio::sync::{Semaphore, watch};
 use uuid::Uuid;
 
 use super::description;
+use super::device::VirtualDevice;
 use super::net::ServedInterface;
 use super::scpd::ServiceSpec;
-use super::services::specs::{DEVICE_SERVICES, GATEWAY_SERVICES};
+use super::services::specs::{DEVICE_SERVICES, DIAGNOSTICS, GATEWAY_SERVICES};
 use super::services::{self, Caller, FaceState, Target, event_key};
 use super::soap;
+use crate::diagnostics::{LogRequest, RequestText, render};
 
 /// Bounds of the listeners.
 #[derive(Debug, Clone)]
@@ -339,6 +341,10 @@ impl Connection {
             return self.not_found(&path);
         };
         match leaf {
+            "log.jsonl" | "log.txt" if spec.name == DIAGNOSTICS.name => match &target {
+                Target::Device(device) => self.device_log(&req, device, leaf).await,
+                Target::Gateway => self.not_found(&path),
+            },
             "control" if req.method() == Method::POST => self.control(req, &target, spec).await,
             "control" => self.method_not_allowed("POST"),
             "event" if spec.is_evented() => {
@@ -369,6 +375,7 @@ impl Connection {
     }
 
     async fn control(&self, req: Request<Incoming>, target: &Target, spec: &ServiceSpec) -> Reply {
+        let host = request_host(req.headers());
         let soap_action = req
             .headers()
             .get("soapaction")
@@ -419,7 +426,16 @@ impl Connection {
                 call.service_type
             )));
         }
-        match services::call(&self.site.state, target, spec, &call, &self.caller).await {
+        match services::call(
+            &self.site.state,
+            target,
+            spec,
+            &call,
+            &self.caller,
+            host.as_deref(),
+        )
+        .await
+        {
             Ok(out) => {
                 let out: Vec<(&str, String)> = out;
                 self.reply(
@@ -476,6 +492,91 @@ impl Connection {
         }
     }
 
+    /// The device's log over HTTP (GetLogURIs): `log.jsonl` or `log.txt`, with the query
+    /// `severity`, `start`, `end`, `max`, `cursor` (GetDiagnosticsLog's arguments). The cursor
+    /// to continue from is in the `X-Next-Cursor` header, with `X-Missed` and `X-More`.
+    async fn device_log(
+        &self,
+        req: &Request<Incoming>,
+        device: &VirtualDevice,
+        leaf: &str,
+    ) -> Reply {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return self.method_not_allowed("GET, HEAD");
+        }
+        let query: HashMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .take(16)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let known = ["severity", "start", "end", "max", "cursor"];
+        if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
+            return self.text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown query parameter `{}`; the log takes {}",
+                    unknown.chars().take(32).collect::<String>(),
+                    known.join(", ")
+                ),
+            );
+        }
+        let get = |k: &str| query.get(k).map_or("", String::as_str);
+        let state = &self.site.state;
+        let request = match LogRequest::parse(
+            &RequestText {
+                min_severity: get("severity"),
+                start: get("start"),
+                end: get("end"),
+                max: get("max"),
+                cursor: get("cursor"),
+            },
+            state.diagnostics.max_records(),
+        ) {
+            Ok(request) => request,
+            Err(why) => {
+                return self.text(
+                    StatusCode::BAD_REQUEST,
+                    format!("log of {}: {why}", device.describe()),
+                );
+            }
+        };
+        let page = match state
+            .diagnostics
+            .read_log(&device.record().id, &request)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                return self.text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("log of {}: {e}", device.describe()),
+                );
+            }
+        };
+        let (content_type, body) = if leaf == "log.jsonl" {
+            ("application/jsonl; charset=utf-8", render::jsonl(&page))
+        } else {
+            ("text/plain; charset=utf-8", render::text(&page))
+        };
+        let mut reply = self.reply(StatusCode::OK, content_type, Bytes::from(body));
+        let headers = reply.headers_mut();
+        for (name, value) in [
+            ("x-next-cursor", page.next.to_string()),
+            ("x-missed", page.missed.to_string()),
+            ("x-more", u8::from(page.more).to_string()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        reply
+    }
+
     fn not_found(&self, path: &str) -> Reply {
         self.text(
             StatusCode::NOT_FOUND,
@@ -521,6 +622,25 @@ impl Connection {
         }
         reply
     }
+}
+
+/// The host part (name or address, without the port) of the request's Host header, if it is a
+/// plausible one; URLs in answers use it so the caller can reach them.
+fn request_host(headers: &hyper::HeaderMap) -> Option<String> {
+    let host = headers.get(hyper::header::HOST)?.to_str().ok()?.trim();
+    let name = if host.starts_with('[') {
+        &host[..=host.find(']')?]
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let plausible = (1..=253).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    plausible.then(|| name.to_owned())
 }
 
 /// Whether a call's service type is this service, at its version or a lower one (UDA: a

@@ -3,6 +3,7 @@
 //! through the adapter contract, and the events its outcome causes.
 
 pub mod cms;
+pub mod diagnostics;
 pub mod errors;
 mod firmware;
 pub mod specs;
@@ -66,6 +67,12 @@ pub struct FaceState {
     pub offers: Arc<crate::firmware::ImageOffers>,
     /// The firmware engine.
     pub firmware: Arc<crate::firmware::engine::FirmwareEngine>,
+    /// The diagnostics engine (every device's log).
+    pub diagnostics: crate::diagnostics::DiagnosticsEngine,
+    /// Port of the plain HTTP listener (the log URLs point there).
+    pub http_port: u16,
+    /// Host part of URLs handed out when the request named none: the first served address.
+    pub default_host: String,
 }
 
 /// What a control URL addresses.
@@ -164,13 +171,15 @@ fn initial_values(
     pairs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
 }
 
-/// Runs one action call on `target`'s service `spec` for `caller`.
+/// Runs one action call on `target`'s service `spec` for `caller`. `host` is the host (name or
+/// address, without port) the caller reached the gateway by, for URLs in answers.
 pub async fn call(
     state: &FaceState,
     target: &Target,
     spec: &ServiceSpec,
     call: &ActionCall,
     caller: &Caller,
+    host: Option<&str>,
 ) -> Result<Vec<(&'static str, String)>, UpnpError> {
     let Some(action) = spec.action(&call.action) else {
         return Err(UpnpError::invalid_action(format!(
@@ -185,6 +194,12 @@ pub async fn call(
         )));
     };
     if action.access == Access::StateChanging && *caller == Caller::Anonymous {
+        if let Target::Device(device) = target {
+            state.diagnostics.record(
+                &device.record().id,
+                crate::diagnostics::observe::refused_caller(spec.name, action.name),
+            );
+        }
         return Err(UpnpError::not_authorized(format!(
             "{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
             action.name,
@@ -201,15 +216,37 @@ pub async fn call(
             spec.name, action.name
         )));
     }
-    if let Caller::Operator { subject } = caller {
-        tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
-    }
+    let operator = match caller {
+        Caller::Operator { subject } => {
+            tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
+            Some(subject.as_str())
+        }
+        Caller::Anonymous => None,
+    };
     match target {
         Target::Gateway => gateway_action(state, action.name, &args),
         Target::Device(device) => {
-            let result = device_action(state, device, spec, action.name, &args).await;
-            if let Err(e) = &result {
-                note_error(state, device, e);
+            let request = Request {
+                spec,
+                action: action.name,
+                args: &args,
+                caller,
+                host,
+            };
+            let result = device_action(state, device, &request).await;
+            match &result {
+                Err(e) => note_error(state, device, spec.name, action.name, e),
+                // ClearDiagnosticsLog records its own outcome.
+                Ok(_)
+                    if action.access == Access::StateChanging
+                        && action.name != "ClearDiagnosticsLog" =>
+                {
+                    state.diagnostics.record(
+                        &device.record().id,
+                        crate::diagnostics::observe::action_done(spec.name, action.name, operator),
+                    );
+                }
+                Ok(_) => {}
             }
             result
         }
@@ -251,15 +288,23 @@ fn gateway_action(
     }
 }
 
+/// One device action call, checked.
+struct Request<'a> {
+    spec: &'a ServiceSpec,
+    action: &'a str,
+    args: &'a [&'a str],
+    caller: &'a Caller,
+    host: Option<&'a str>,
+}
+
 async fn device_action(
     state: &FaceState,
     device: &Arc<VirtualDevice>,
-    spec: &ServiceSpec,
-    action: &str,
-    args: &[&str],
+    request: &Request<'_>,
 ) -> Result<Vec<(&'static str, String)>, UpnpError> {
+    let args = request.args;
     let arg = |i: usize| args.get(i).copied().unwrap_or_default();
-    match (spec.name, action) {
+    match (request.spec.name, request.action) {
         ("BasicManagement", "GetDeviceStatus") => {
             Ok(vec![("DeviceStatus", device.device_status())])
         }
@@ -270,6 +315,12 @@ async fn device_action(
         ("BasicManagement", "BaselineReset") => {
             invoke_kind(state, device, ActionKind::FactoryReset, "BaselineReset").await?;
             Ok(Vec::new())
+        }
+        ("BasicManagement", "GetLogURIs") => diagnostics::get_log_uris(state, device, request.host),
+        ("BasicManagement", "GetLogInfo") => diagnostics::get_log_info(state, device, request.host),
+        ("Diagnostics", "GetDiagnosticsLog") => diagnostics::get_log(state, device, args).await,
+        ("Diagnostics", "ClearDiagnosticsLog") => {
+            diagnostics::clear_log(state, device, args, request.caller)
         }
         ("ConfigurationManagement", "GetSupportedDataModels") => Ok(vec![(
             "SupportedDataModels",
@@ -397,15 +448,31 @@ pub fn set_availability(
     availability: Availability,
     at: SystemTime,
 ) {
-    let changed = device.update_live(|live| {
+    let previous = device.update_live(|live| {
         if live.availability == availability {
-            return false;
+            return None;
         }
+        let previous = (live.availability, live.availability_since);
         live.availability = availability;
         live.availability_since = at;
-        true
+        Some(previous)
     });
-    if changed {
+    if let Some((was, since)) = previous {
+        if availability != Availability::Unknown {
+            let previous = format!(
+                "{} since {}",
+                was.as_str(),
+                humantime::format_rfc3339_seconds(since)
+            );
+            state.diagnostics.record_at(
+                &device.record().id,
+                at,
+                crate::diagnostics::observe::availability(
+                    availability == Availability::Online,
+                    &previous,
+                ),
+            );
+        }
         tracing::info!(device = %device.record().id, availability = availability.as_str(), "availability changed");
         state.eventing.publish(
             &event_key(device.udn, &specs::LIFECYCLE),
@@ -418,7 +485,13 @@ pub fn set_availability(
     }
 }
 
-fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
+fn note_error(
+    state: &FaceState,
+    device: &VirtualDevice,
+    service: &str,
+    action: &str,
+    error: &UpnpError,
+) {
     // Only failures the device caused; the caller's own mistakes (bad paths, bad values) are
     // answered to the caller and must not overwrite the device's last real error.
     if !(error.code == 501
@@ -431,6 +504,10 @@ fn note_error(state: &FaceState, device: &VirtualDevice, error: &UpnpError) {
         humantime::format_rfc3339_seconds(SystemTime::now()),
         error.code,
         error.description
+    );
+    state.diagnostics.record(
+        &device.record().id,
+        crate::diagnostics::observe::action_failed(service, action, error.code, &error.description),
     );
     device.update_live(|live| live.last_error = text.clone());
     state.eventing.publish(

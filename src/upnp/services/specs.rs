@@ -11,7 +11,6 @@ use crate::upnp::scpd::{
 const READ: Access = Access::ReadOnly;
 const CHANGE: Access = Access::StateChanging;
 
-const DIAGNOSTICS_ENGINE: &str = "the diagnostics log engine (per-device ring log, filters, export) is not part of this release yet";
 const ENROLLMENT_ENGINE: &str = "the enrollment service (mutual-TLS enrollment, approval queue) is not part of this release yet";
 const BATCH_ENGINE: &str = "batch configuration is not part of this release yet";
 
@@ -57,13 +56,13 @@ pub static BASIC_MANAGEMENT: ServiceSpec = ServiceSpec {
             name: "GetLogURIs",
             arguments: &[o("LogURIs", "A_ARG_TYPE_String")],
             access: READ,
-            missing: Some(DIAGNOSTICS_ENGINE),
+            missing: None,
         },
         Action {
             name: "GetLogInfo",
             arguments: &[o("LogInfo", "A_ARG_TYPE_String")],
             access: READ,
-            missing: Some(DIAGNOSTICS_ENGINE),
+            missing: None,
         },
     ],
     variables: &[
@@ -253,13 +252,13 @@ pub static DIAGNOSTICS: ServiceSpec = ServiceSpec {
                 o("NextCursor", "A_ARG_TYPE_String"),
             ],
             access: READ,
-            missing: Some(DIAGNOSTICS_ENGINE),
+            missing: None,
         },
         Action {
             name: "ClearDiagnosticsLog",
             arguments: &[i("UpToCursor", "A_ARG_TYPE_String")],
             access: CHANGE,
-            missing: Some(DIAGNOSTICS_ENGINE),
+            missing: None,
         },
     ],
     variables: &[
