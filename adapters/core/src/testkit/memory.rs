@@ -176,6 +176,13 @@ impl SimulatedDevice for MemoryDevice {
     }
 
     fn append_log(&self, severity: Severity, message: &str) {
+        self.log(severity, message);
+    }
+}
+
+impl MemoryDevice {
+    /// Appends a record to the device's own log, as its firmware would.
+    fn log(&self, severity: Severity, message: &str) {
         self.with(|s| {
             let index = s.next_log_index;
             s.next_log_index += 1;
@@ -224,11 +231,22 @@ impl MemoryLink {
             }),
             events: broadcast::channel(16).0,
         };
+        if profile.logs.is_supported() {
+            device.log(Severity::Informational, "power on");
+        }
         Self {
             profile,
             initial,
             device: Arc::new(device),
             fault,
+        }
+    }
+
+    /// Logs what the device did, when its profile says it keeps a log (as the device's own
+    /// firmware would: writes, restarts, resets).
+    fn log_if_kept(&self, severity: Severity, message: &str) {
+        if self.profile.logs.is_supported() {
+            self.device.log(severity, message);
         }
     }
 
@@ -293,6 +311,9 @@ impl DeviceLink for MemoryLink {
         if self.fault != Fault::IgnoresWrites {
             self.device.with(|s| s.values.extend(checked.clone()));
         }
+        for (name, value) in &checked {
+            self.log_if_kept(Severity::Notice, &format!("{name} set to {value}"));
+        }
         let _ = self.device.events.send(LinkEvent::Changed {
             at: SystemTime::now(),
             values: checked,
@@ -310,8 +331,12 @@ impl DeviceLink for MemoryLink {
         spec.check_arguments(&action.arguments)?;
         self.exchange().await?;
         match spec.kind {
-            ActionKind::Reboot => Ok(ActionOutcome::Accepted),
+            ActionKind::Reboot => {
+                self.log_if_kept(Severity::Notice, "restart requested");
+                Ok(ActionOutcome::Accepted)
+            }
             ActionKind::FactoryReset => {
+                self.log_if_kept(Severity::Warning, "factory settings restored");
                 self.device.with(|s| s.values = self.initial.clone());
                 Ok(ActionOutcome::Done {
                     output: BTreeMap::new(),
