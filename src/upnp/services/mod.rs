@@ -209,7 +209,19 @@ pub async fn call(
                 .unwrap_or_else(|| " (not configured on this gateway: set [trust] gateway_certificate, gateway_key and operator_ca)".into())
         )));
     }
-    let args = spec.check_arguments(action, &call.arguments)?;
+    let args = spec
+        .check_arguments(action, &call.arguments)
+        .map_err(|mut e| {
+            if let Target::Device(device) = target {
+                e.description = format!(
+                    "{} on {}: {}",
+                    action.name,
+                    device.describe(),
+                    e.description
+                );
+            }
+            e
+        })?;
     if let Some(missing) = action.missing {
         return Err(UpnpError::not_implemented(format!(
             "{}#{} is declared but not served yet: {missing}",
