@@ -6,6 +6,7 @@
 //! through UPnP.
 
 #![cfg(all(feature = "modbus", feature = "mqtt"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step is a failed test
 
 mod common;
 mod firmware;
