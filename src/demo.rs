@@ -379,7 +379,23 @@ pub async fn run(
         modbus.controller.clone(),
         options.change_every,
     ));
-    shutdown.await;
+    // The MQTT devices log a line of their own every 15 s (the first at once), so that their
+    // logs hold records the gateway received while subscribed.
+    let activity = async {
+        #[cfg(feature = "mqtt")]
+        {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            for step in 1.. {
+                tick.tick().await;
+                mqtt.log_activity(step);
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = shutdown => {}
+        () = activity => {}
+    }
     drift.abort();
     #[cfg(feature = "modbus")]
     controller_drift.abort();

@@ -84,6 +84,9 @@ fn simulated(index: usize, unit: u8, serial: &str) -> anyhow::Result<(Arc<Profil
 /// opened).
 pub(super) async fn start() -> anyhow::Result<Simulators> {
     let (controller_profile, controller) = simulated(0, 1, "DC-000001")?;
+    // The controller's own event log starts with its boot, as a real one's does (code 1 of its
+    // profile's log codes: "power on").
+    controller.append_log(iotmc_adapter::Severity::Informational, 1, "");
     let tcp = TcpServer::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         vec![Arc::new(controller.clone()) as Arc<dyn Unit>],

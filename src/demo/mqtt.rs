@@ -44,13 +44,27 @@ pub(super) struct Simulators {
     pub(super) broker_v311: SocketAddr,
     /// Whether the broker is the embedded one.
     pub(super) embedded: bool,
-    _plug: TasmotaPlug,
-    _thermostat: HomieThermostat,
-    _controller: GenericDevice,
+    plug: TasmotaPlug,
+    thermostat: HomieThermostat,
+    controller: GenericDevice,
     pub(super) devices: Vec<ConfiguredDevice>,
 }
 
 impl Simulators {
+    /// Each simulated device writes a line to its own log, as real ones do in normal
+    /// operation: the plug and the Homie thermostat publish theirs (the gateway keeps what it
+    /// receives while subscribed), the AHU keeps it for the gateway to fetch.
+    pub(super) fn log_activity(&self, step: u64) {
+        use iotmc_adapter::Severity::Informational;
+        use iotmc_adapter::testkit::SimulatedDevice as _;
+        self.plug
+            .append_log(Informational, &format!("energy counters saved ({step})"));
+        self.thermostat
+            .append_log(Informational, &format!("temperature sampled ({step})"));
+        self.controller
+            .append_log(Informational, &format!("filter pressure sampled ({step})"));
+    }
+
     /// The broker connection of the demo's gateway.
     pub(super) fn broker_settings(&self) -> BrokerSettings {
         BrokerSettings::plain(
@@ -90,7 +104,15 @@ pub(super) async fn start(external: Option<&str>) -> anyhow::Result<Simulators> 
             (broker.v5_addr(), broker.v311_addr(), true)
         }
     };
-    let plug = TasmotaPlug::start(broker_v311, PlugOptions::new("tasmota_demo_plug"));
+    // Telemetry every 10 s: often enough to watch the power change, and at MqttLog 2 each
+    // message is also a line of the plug's own log, which must not crowd out the rest.
+    let plug = TasmotaPlug::start(
+        broker_v311,
+        PlugOptions {
+            tele_interval: Duration::from_secs(10),
+            ..PlugOptions::new("tasmota_demo_plug")
+        },
+    );
     let thermostat = HomieThermostat::start(broker_v311, "thermostat-demo");
     // The gateway's probation (24 h by default), not the simulated device, decides whether a
     // test image is kept.
@@ -125,9 +147,9 @@ pub(super) async fn start(external: Option<&str>) -> anyhow::Result<Simulators> 
         broker_v5,
         broker_v311,
         embedded,
-        _plug: plug,
-        _thermostat: thermostat,
-        _controller: controller,
+        plug,
+        thermostat,
+        controller,
         devices,
     })
 }
