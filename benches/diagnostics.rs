@@ -97,6 +97,18 @@ fn typical(n: u64) -> Event {
         .with("code", "timeout")
 }
 
+/// A typical record as an observer writes it: the same 80-byte message straight from
+/// `format!`, with the spare capacity `format!` leaves (`LogRecord::new` keeps it).
+fn typical_formatted(n: u64) -> Event {
+    let message = format!(
+        "Modbus read of holding registers 40001-40010 on unit 17 timed out (attempt {:>4})",
+        n % 10_000
+    );
+    Event::gateway(SEVERITIES[(n % 10) as usize], Category::Error, message)
+        .with("operation", "read")
+        .with("code", "timeout")
+}
+
 /// A big record: a 1 KiB message (the most kept) and 16 fields (the most kept) of a 10-byte
 /// name and a 24-byte value.
 fn big(n: u64) -> Event {
@@ -358,11 +370,20 @@ fn main() {
          is {} B):",
         std::mem::size_of::<LogRecord>()
     );
-    let under_typical = report_ring("typical records (80-byte message, 2 short fields)", &typical);
-    let under_big = report_ring(
-        "big records (1 KiB message, 16 fields of 10 + 24 B)",
-        &big,
+    let under_typical = report_ring(
+        "typical records (80-byte message, 2 short fields)",
+        &typical,
     );
+    let formatted = typical_formatted(1).message;
+    assert_eq!(formatted.len(), 80);
+    report_ring(
+        &format!(
+            "the same, message straight from format! ({} B of capacity for its 80)",
+            formatted.capacity()
+        ),
+        &typical_formatted,
+    );
+    let under_big = report_ring("big records (1 KiB message, 16 fields of 10 + 24 B)", &big);
     println!("  by number of fields (80-byte message, fields of 8 + 8 B):");
     for fields in [0, 1, 2, 4, 8, 11, 12, 16] {
         let m = measure_ring(&with_fields(fields));
@@ -394,7 +415,10 @@ fn main() {
             .env(FLEET_ENV, kind)
             .status()
             .unwrap();
-        assert!(status.success(), "the {kind} fleet process failed: {status}");
+        assert!(
+            status.success(),
+            "the {kind} fleet process failed: {status}"
+        );
     }
 
     println!("3. Ring::push on a full ring (the oldest record overwritten each time):");
