@@ -14,11 +14,12 @@ pub const MAX_FIELDS: usize = 16;
 pub const MAX_FIELD_NAME: usize = 32;
 /// Longest field value, in bytes.
 pub const MAX_FIELD_VALUE: usize = 256;
-/// What every record is charged in the ring besides its text: the record itself and the
-/// bookkeeping of the queue slot. See [`LogRecord::cost`].
+/// What every record is charged in the ring besides its text: the record itself in its queue
+/// slot. See [`LogRecord::cost`].
 pub const RECORD_OVERHEAD: usize = 96;
-/// What every field is charged besides its text (its tree node).
-pub const FIELD_OVERHEAD: usize = 48;
+/// What every field is charged besides its text: its name and value strings in the record's
+/// field slice.
+pub const FIELD_OVERHEAD: usize = std::mem::size_of::<(String, String)>();
 
 /// Who saw the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -143,8 +144,17 @@ pub struct LogRecord {
     pub category: Category,
     /// What happened.
     pub message: String,
-    /// Structured details.
-    pub fields: BTreeMap<String, String>,
+    /// Structured details, sorted by name (a slice, not a tree: a B-tree node costs 544 bytes
+    /// however few fields it holds, more than the typical record's text).
+    #[serde(serialize_with = "fields_as_map")]
+    pub fields: Box<[(String, String)]>,
+}
+
+fn fields_as_map<S: serde::Serializer>(
+    fields: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(fields.iter().map(|(k, v)| (k, v)))
 }
 
 impl LogRecord {
@@ -158,16 +168,17 @@ impl LogRecord {
             fields,
         } = event;
         let total = fields.len();
-        let mut kept: BTreeMap<String, String> = fields
+        let mut kept: Vec<(String, String)> = fields
             .into_iter()
             .take(MAX_FIELDS)
             .map(|(k, v)| (bounded(k, MAX_FIELD_NAME), bounded(v, MAX_FIELD_VALUE)))
             .collect();
         if total > MAX_FIELDS {
-            kept.insert(
+            kept.push((
                 "truncated".into(),
                 format!("{} more fields", total - MAX_FIELDS),
-            );
+            ));
+            kept.sort_by(|a, b| a.0.cmp(&b.0));
         }
         Self {
             seq,
@@ -176,20 +187,28 @@ impl LogRecord {
             source,
             category,
             message: bounded(message, MAX_MESSAGE),
-            fields: kept,
+            fields: kept.into_boxed_slice(),
         }
     }
 
-    /// The bytes this record is charged in the ring: its text plus [`RECORD_OVERHEAD`] and
-    /// [`FIELD_OVERHEAD`] per field. Close to (and measured against, in `benches/diagnostics`)
-    /// the heap the record really holds.
+    /// The value of field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.fields[i].1.as_str())
+    }
+
+    /// The bytes this record is charged in the ring: [`RECORD_OVERHEAD`], the capacity of its
+    /// message, and per field [`FIELD_OVERHEAD`] plus the capacities of name and value: the
+    /// heap the record holds (checked by `cargo bench --bench diagnostics`).
     pub fn cost(&self) -> usize {
         RECORD_OVERHEAD
-            + self.message.len()
+            + self.message.capacity()
             + self
                 .fields
                 .iter()
-                .map(|(k, v)| FIELD_OVERHEAD + k.len() + v.len())
+                .map(|(k, v)| FIELD_OVERHEAD + k.capacity() + v.capacity())
                 .sum::<usize>()
     }
 }
@@ -208,7 +227,11 @@ impl LogRecord {
             "source": self.source.as_str(),
             "category": self.category.as_str(),
             "message": self.message,
-            "fields": self.fields,
+            "fields": self
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
         })
         .to_string()
     }
@@ -217,6 +240,8 @@ impl LogRecord {
 /// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
 fn bounded(mut text: String, max: usize) -> String {
     if text.len() <= max {
+        // `format!` leaves spare capacity that the ring would hold for the record's lifetime.
+        text.shrink_to_fit();
         return text;
     }
     let ellipsis = '…';
@@ -226,6 +251,7 @@ fn bounded(mut text: String, max: usize) -> String {
     }
     text.truncate(end);
     text.push(ellipsis);
+    text.shrink_to_fit();
     text
 }
 
@@ -309,7 +335,8 @@ mod tests {
         }
         let record = LogRecord::new(1, 0, event);
         assert_eq!(record.fields.len(), MAX_FIELDS + 1);
-        assert_eq!(record.fields["truncated"], "5 more fields");
+        assert_eq!(record.field("truncated"), Some("5 more fields"));
+        assert!(record.fields.is_sorted_by(|a, b| a.0 <= b.0));
     }
 
     #[test]
