@@ -238,18 +238,20 @@ impl Exporter {
             records.extend(batch.records.iter().cloned());
             round.more |= batch.records.len() >= self.timing.batch;
             let written = self.writer.write(device, &records).await;
+            if let (Ok(()), Some(last)) = (&written, last) {
+                self.engine.mark_exported(device, self.sink, last);
+            }
             if lost_count > 0 && !warned {
-                // After the write, so that a test (or an operator) that sees the warning knows
-                // the first attempt is over.
+                // After the mark: in a full ring the warning overwrites the oldest record,
+                // which must not be one just written but not yet marked (it would count as
+                // lost). After the write: a reader that sees the warning knows the first
+                // attempt is over.
                 self.engine.record(device, self.lost_warning(lost_count));
                 if let Some(lost) = self.lost.get_mut(device) {
                     lost.warned = true;
                 }
             }
             written?;
-            if let Some(last) = last {
-                self.engine.mark_exported(device, self.sink, last);
-            }
             self.lost.remove(device);
             round.wrote = true;
         }

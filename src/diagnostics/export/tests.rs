@@ -323,3 +323,47 @@ name = "lighting"
     assert_eq!(devices, ["lamp-1", "meter-1"]);
     engine.stop();
 }
+
+#[tokio::test]
+async fn a_burst_that_overflows_the_ring_of_a_working_sink_should_be_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(
+        &format!(
+            "[diagnostics]\nring_size = 16384\nfile = {{ directory = \"{}\" }}\n",
+            dir.path().display()
+        ),
+        &[("boiler-1", None)],
+    );
+    start_timed(&engine, "gw-test", FAST);
+    // Faster than any round: most of the burst is overwritten before the first one.
+    for i in 0..400 {
+        engine.record("boiler-1", event(&format!("burst, record {i}")));
+    }
+    let exported = || engine.info("boiler-1").unwrap().ring.exports[0].exported;
+    // The warning about the burst is recorded after the burst's batch; once it is exported, a
+    // sentinel tells when everything before it has been written.
+    wait_until(&engine, "the burst and its warning to be exported", || {
+        exported() > 400
+    })
+    .await;
+    engine.record("boiler-1", event("sentinel"));
+    let sentinel = engine.info("boiler-1").unwrap().ring.last_seq;
+    wait_until(&engine, "the sentinel to be exported", || exported() == sentinel).await;
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("gateway.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let notices: Vec<_> = lines.iter().filter(|l| l["seq"] == 0).collect();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let lost = engine.info("boiler-1").unwrap().ring.exports[0].lost;
+    assert_eq!(notices[0]["fields"]["lost"], lost.to_string());
+    assert_eq!(notices[0]["fields"]["sink"], "file:gateway");
+    assert_eq!(lines.last().unwrap()["message"], "sentinel");
+    let warnings = lines
+        .iter()
+        .filter(|l| l["seq"] != 0 && l["fields"]["sink"] == "file:gateway")
+        .count();
+    assert_eq!(warnings, 1, "one warning record for one burst");
+}
