@@ -484,7 +484,10 @@ diagnostics = {}
                 ("diagnostics.file.keep".to_owned(), Some(10)),
                 ("diagnostics.syslog.collector".to_owned(), Some(11)),
                 ("diagnostics.syslog.facility".to_owned(), Some(11)),
-                ("groups[0].diagnostics.syslog.collector".to_owned(), Some(17)),
+                (
+                    "groups[0].diagnostics.syslog.collector".to_owned(),
+                    Some(17)
+                ),
             ],
             "{errors:#?}"
         );
@@ -505,7 +508,8 @@ diagnostics = {}
 
     #[test]
     fn an_unknown_transport_or_key_should_be_refused_at_its_line() {
-        let errors = load(&EXPORTS.replace("transport = \"tcp\"", "transport = \"tls\"")).unwrap_err();
+        let errors =
+            load(&EXPORTS.replace("transport = \"tcp\"", "transport = \"tls\"")).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert_eq!(errors[0].line, Some(16), "{}", errors[0]);
         assert!(errors[0].message.contains("udp"), "{}", errors[0]);

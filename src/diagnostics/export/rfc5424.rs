@@ -68,7 +68,11 @@ impl Rfc5424 {
     pub fn format(&self, device: &str, record: &LogRecord, max_len: Option<usize>) -> String {
         let pri = u16::from(self.facility) * 8 + u16::from(record.severity.code());
         let time = crate::utc::format_ms(record.at_ms);
-        let time = if time.ends_with('Z') { time } else { "-".into() };
+        let time = if time.ends_with('Z') {
+            time
+        } else {
+            "-".into()
+        };
         let msgid = header_field(record.category.as_str(), MSGID_MAX);
         let mut out = format!(
             "<{pri}>1 {time} {} {APP_NAME} - {msgid} [{SD_ID}",
@@ -183,22 +187,22 @@ mod tests {
             .with("code", 701);
         let message = formatter.format("boiler-1", &record(12, event), None);
         let expected: &[u8] = &[
-            b"<131>".as_slice(),                 // PRI: local0 (16) * 8 + error (3)
-            b"1",                                // VERSION
-            b" 2026-11-24T02:30:00.123Z",        // TIMESTAMP: UTC, milliseconds, Z
-            b" bldg-a-gw",                       // HOSTNAME: the gateway id
-            b" iotmc-gateway",                   // APP-NAME
-            b" -",                               // PROCID: none
-            b" state-transition",                // MSGID: the category
-            b" [iotmc@32473",                    // SD-ELEMENT opens with its SD-ID
-            b" device=\"boiler-1\"",             // the device
-            b" seq=\"12\"",                      // the record's sequence number
-            b" source=\"gateway\"",              // who saw it
-            b" code=\"701\"",                    // the record's field
-            b"]",                                // SD-ELEMENT closes
-            b" ",                                // SP before MSG
-            &[0xEF, 0xBB, 0xBF],                 // BOM: MSG is UTF-8
-            b"went offline",                     // MSG
+            b"<131>".as_slice(),          // PRI: local0 (16) * 8 + error (3)
+            b"1",                         // VERSION
+            b" 2026-11-24T02:30:00.123Z", // TIMESTAMP: UTC, milliseconds, Z
+            b" bldg-a-gw",                // HOSTNAME: the gateway id
+            b" iotmc-gateway",            // APP-NAME
+            b" -",                        // PROCID: none
+            b" state-transition",         // MSGID: the category
+            b" [iotmc@32473",             // SD-ELEMENT opens with its SD-ID
+            b" device=\"boiler-1\"",      // the device
+            b" seq=\"12\"",               // the record's sequence number
+            b" source=\"gateway\"",       // who saw it
+            b" code=\"701\"",             // the record's field
+            b"]",                         // SD-ELEMENT closes
+            b" ",                         // SP before MSG
+            &[0xEF, 0xBB, 0xBF],          // BOM: MSG is UTF-8
+            b"went offline",              // MSG
         ]
         .concat();
         assert_eq!(
@@ -273,7 +277,9 @@ mod tests {
         assert_eq!(Rfc5424::new(16, &"h".repeat(300)).hostname().len(), 255);
         let event = Event::gateway(Severity::Notice, Category::Operational, "m");
         let message = Rfc5424::new(16, "").format("d", &record(1, event), None);
-        assert!(message.starts_with("<133>1 2026-11-24T02:30:00.123Z - iotmc-gateway - operational ["));
+        assert!(
+            message.starts_with("<133>1 2026-11-24T02:30:00.123Z - iotmc-gateway - operational [")
+        );
     }
 
     #[test]

@@ -231,13 +231,15 @@ impl SyslogSender {
 
 /// `io` bounded by [`IO_TIMEOUT`].
 async fn timed<T>(io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    tokio::time::timeout(IO_TIMEOUT, io).await.unwrap_or_else(|_| {
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "no progress within {}",
-                humantime::format_duration(IO_TIMEOUT)
-            ),
-        ))
-    })
+    tokio::time::timeout(IO_TIMEOUT, io)
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no progress within {}",
+                    humantime::format_duration(IO_TIMEOUT)
+                ),
+            ))
+        })
 }

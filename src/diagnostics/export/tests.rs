@@ -98,8 +98,8 @@ async fn accept(listener: &TcpListener) -> BufReader<TcpStream> {
 
 /// The `seq` and `device` SD-PARAMs and the MSG of a message.
 fn parts(message: &str) -> (u64, String, String) {
-    let parsed = syslog_rfc5424::parse_message(message)
-        .unwrap_or_else(|e| panic!("{e}: {message:?}"));
+    let parsed =
+        syslog_rfc5424::parse_message(message).unwrap_or_else(|e| panic!("{e}: {message:?}"));
     let sd = parsed.sd.find_sdid(SD_ID).unwrap();
     (
         sd["seq"].parse().unwrap(),
@@ -138,7 +138,10 @@ async fn records_should_reach_a_udp_collector_one_datagram_each() {
     assert_eq!(parsed.hostname.as_deref(), Some("gw-test"));
     // local3 (19) * 8 + error (3)
     assert!(got[0].starts_with("<155>1 "), "{}", got[0]);
-    assert_eq!(parts(&got[0]), (1, "boiler-1".into(), "went offline".into()));
+    assert_eq!(
+        parts(&got[0]),
+        (1, "boiler-1".into(), "went offline".into())
+    );
     assert_eq!(parts(&got[1]), (2, "boiler-1".into(), "x".repeat(1000)));
     engine.stop();
 }
@@ -159,7 +162,10 @@ async fn records_should_follow_a_tcp_collector_through_a_restart_without_repeats
     let mut seqs = Vec::new();
     for _ in 1..=5 {
         let (seq, device, message) = parts(&read_frame(&mut first).await);
-        assert_eq!((device.as_str(), message), ("boiler-1", format!("before {seq}")));
+        assert_eq!(
+            (device.as_str(), message),
+            ("boiler-1", format!("before {seq}"))
+        );
         seqs.push(seq);
     }
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
@@ -187,7 +193,10 @@ async fn records_should_follow_a_tcp_collector_through_a_restart_without_repeats
         .map(|i| ("boiler-1".to_owned(), i, format!("after {i}")))
         .chain([("pump-2".to_owned(), 1, "after 1".to_owned())])
         .collect();
-    assert_eq!(got, expected, "everything after the mark once, nothing before it");
+    assert_eq!(
+        got, expected,
+        "everything after the mark once, nothing before it"
+    );
     wait_until(&engine, "the marks to cover everything", || {
         engine.info("boiler-1").unwrap().ring.exports[0].exported == 10
             && engine.info("pump-2").unwrap().ring.exports[0].exported == 1
@@ -255,18 +264,29 @@ async fn a_stuck_sink_should_report_the_lost_count_once_and_warn_in_the_ring_onc
     assert_eq!(notices.len(), 1, "one notice for the whole outage");
     let notice = syslog_rfc5424::parse_message(notices[0]).unwrap();
     let lost_in_ring = engine.info("boiler-1").unwrap().ring.exports[0].lost;
-    assert!(lost_in_ring > first_loss, "the second burst lost records too");
+    assert!(
+        lost_in_ring > first_loss,
+        "the second burst lost records too"
+    );
     assert_eq!(
         notice.sd.find_sdid(SD_ID).unwrap()["lost"],
         lost_in_ring.to_string()
     );
-    assert!(notice.msg.contains(&format!("{lost_in_ring} records of boiler-1")));
+    assert!(
+        notice
+            .msg
+            .contains(&format!("{lost_in_ring} records of boiler-1"))
+    );
     // The notice comes first, then the held records in order, the warning among them.
     assert_eq!(parts(&frames[0]).0, 0);
     let seqs: Vec<u64> = frames[1..].iter().map(|f| parts(f).0).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(seqs.contains(&warning.seq));
-    assert_eq!(warnings().len(), 1, "one warning in the ring for one outage");
+    assert_eq!(
+        warnings().len(),
+        1,
+        "one warning in the ring for one outage"
+    );
     engine.stop();
 }
 
@@ -348,13 +368,15 @@ async fn a_burst_that_overflows_the_ring_of_a_working_sink_should_be_reported_on
     .await;
     engine.record("boiler-1", event("sentinel"));
     let sentinel = engine.info("boiler-1").unwrap().ring.last_seq;
-    wait_until(&engine, "the sentinel to be exported", || exported() == sentinel).await;
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(dir.path().join("gateway.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+    wait_until(&engine, "the sentinel to be exported", || {
+        exported() == sentinel
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("gateway.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let notices: Vec<_> = lines.iter().filter(|l| l["seq"] == 0).collect();
     assert_eq!(notices.len(), 1, "{notices:#?}");
     let lost = engine.info("boiler-1").unwrap().ring.exports[0].lost;

@@ -42,7 +42,10 @@ fn the_rotation_decision_should_follow_size_then_age() {
     // Age: due at max_age, not a millisecond before.
     let almost = t0() + DAY - Duration::from_millis(1);
     assert_eq!(rotation_due(10, t0(), 1, almost, &l), None);
-    assert_eq!(rotation_due(10, t0(), 1, t0() + DAY, &l), Some(Rotation::Age));
+    assert_eq!(
+        rotation_due(10, t0(), 1, t0() + DAY, &l),
+        Some(Rotation::Age)
+    );
     // A clock that went back counts as no time passed.
     assert_eq!(rotation_due(10, t0(), 1, t0() - DAY * 3, &l), None);
 }
@@ -93,7 +96,8 @@ fn an_idle_old_file_should_be_rotated_without_a_write() {
     assert_eq!(fs::metadata(file.path()).unwrap().len(), 0);
     // An empty file past its age restarts its clock instead of being rotated.
     assert!(!file.is_old(t0() + DAY * 3));
-    file.write_lines(&[line("new", 10)], t0() + DAY * 3).unwrap();
+    file.write_lines(&[line("new", 10)], t0() + DAY * 3)
+        .unwrap();
     assert_eq!(lines_of(file.path()), ["new"]);
     assert!(!file.rotated_path(2).exists());
     assert!(!file.is_old(t0() + DAY * 3 + DAY / 2));
@@ -131,7 +135,8 @@ fn the_age_should_survive_a_restart_through_the_started_file() {
     drop(file);
     // A new run, half a day later: same file, same start.
     let mut file = RotatingFile::new(&l, "gateway");
-    file.write_lines(&[line("after", 10)], t0() + DAY / 2).unwrap();
+    file.write_lines(&[line("after", 10)], t0() + DAY / 2)
+        .unwrap();
     assert_eq!(lines_of(file.path()), ["before", "after"]);
     assert!(!file.is_old(t0() + DAY - Duration::from_secs(1)));
     assert!(file.is_old(t0() + DAY));
@@ -182,7 +187,10 @@ fn an_unusable_directory_should_be_named_with_the_fix() {
     let error = file.write_lines(&[line("x", 5)], t0()).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, FileError::Directory { .. }), "{text}");
-    assert!(text.contains(&*blocked.join("logs").to_string_lossy()), "{text}");
+    assert!(
+        text.contains(&*blocked.join("logs").to_string_lossy()),
+        "{text}"
+    );
     assert!(text.contains("file.directory"), "{text}");
     // Once the obstacle is gone, the next write works.
     fs::remove_file(&blocked).unwrap();
