@@ -320,16 +320,11 @@ impl ExportConfig {
             }
         }
         if let Some(syslog) = &self.syslog {
-            let port = syslog
-                .collector
-                .rsplit_once(':')
-                .and_then(|(host, port)| (!host.is_empty()).then_some(port))
-                .and_then(|p| p.parse::<u16>().ok());
-            if port.is_none_or(|p| p == 0) {
+            if !is_host_port(&syslog.collector) {
                 fail(
                     "syslog.collector",
                     format!(
-                        "{:?} is not host:port; e.g. \"logs.example.net:514\" or \"[2001:db8::5]:6514\"",
+                        "{:?} is not host:port (a port 1 to 65535; an IPv6 address in brackets); e.g. \"logs.example.net:514\" or \"[2001:db8::5]:6514\"",
                         syslog.collector
                     ),
                 );
@@ -348,5 +343,209 @@ impl ExportConfig {
 
     pub(super) fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
         self.file.as_mut().map(|f| &mut f.directory).into_iter()
+    }
+}
+
+/// Whether `text` is `host:port` as the syslog export resolves it: a host name or IPv4
+/// address (letters, digits, `.`, `-`, `_`), or an IPv6 address in brackets, and a port from 1.
+fn is_host_port(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        }
+    };
+    port_ok && host_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const BASE: &str = r#"
+[gateway]
+id = "plant-room-1"
+name = "Plant room gateway"
+state_dir = "state"
+"#;
+
+    fn load(tail: &str) -> Result<Config, Vec<LocatedError>> {
+        Config::from_toml(
+            Path::new("/etc/iotmc-gateway/gateway.toml"),
+            &format!("{BASE}{tail}"),
+        )
+    }
+
+    /// (field, line) of each error, in order.
+    fn located(errors: &[LocatedError]) -> Vec<(String, Option<usize>)> {
+        errors
+            .iter()
+            .map(|e| (e.field.clone().unwrap_or_default(), e.line))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_section_the_defaults_should_hold_and_nothing_be_exported() {
+        let config = load("").unwrap();
+        let d = &config.diagnostics;
+        assert_eq!(d.ring_size, 64 * 1024);
+        assert_eq!(d.fetch_timeout, Duration::from_secs(5));
+        assert_eq!(d.max_records, 500);
+        assert!(d.export().is_empty());
+        assert!(config.export_sinks().is_empty());
+        assert!(config.sinks_for(None).is_empty());
+    }
+
+    const EXPORTS: &str = r#"
+[diagnostics]
+ring_size = 131072
+file = { directory = "logs" }
+syslog = { collector = "logs.example.net:514" }
+
+[[groups]]
+name = "hvac"
+
+[groups.diagnostics]
+syslog = { collector = "[2001:db8::5]:6514", transport = "tcp", facility = "local5" }
+
+[[groups]]
+name = "lighting"
+
+[[groups]]
+name = "lab"
+diagnostics = {}
+"#;
+
+    #[test]
+    fn export_sinks_should_list_the_gateway_wide_ones_then_each_groups() {
+        let config = load(EXPORTS).unwrap();
+        let sinks = config.export_sinks();
+        let labels: Vec<_> = sinks.iter().map(SinkSpec::label).collect();
+        assert_eq!(labels, ["file:gateway", "syslog:gateway", "syslog:hvac"]);
+        let SinkKind::File(file) = &sinks[0].kind else {
+            panic!("a file sink first")
+        };
+        assert_eq!(file.directory, Path::new("/etc/iotmc-gateway/logs"));
+        assert_eq!(file.max_size, 10 * 1024 * 1024);
+        assert_eq!(file.max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(file.keep, 5);
+        let SinkKind::Syslog(gateway) = &sinks[1].kind else {
+            panic!("a syslog sink second")
+        };
+        assert_eq!(gateway.transport, SyslogTransport::Udp);
+        assert_eq!(gateway.facility_code(), Some(16));
+        let SinkKind::Syslog(hvac) = &sinks[2].kind else {
+            panic!("the group's syslog sink third")
+        };
+        assert_eq!(hvac.transport, SyslogTransport::Tcp);
+        assert_eq!(hvac.facility_code(), Some(21));
+    }
+
+    #[test]
+    fn a_device_should_be_exported_by_its_groups_sinks_or_else_the_gateway_wide_ones() {
+        let config = load(EXPORTS).unwrap();
+        assert_eq!(config.sinks_for(Some("hvac")), [2]);
+        assert_eq!(config.sinks_for(Some("lighting")), [0, 1]);
+        assert_eq!(config.sinks_for(None), [0, 1]);
+        // An empty `diagnostics` of its own opts the group out of the gateway-wide export.
+        assert!(config.sinks_for(Some("lab")).is_empty());
+    }
+
+    #[test]
+    fn bad_export_settings_should_each_be_located_and_say_what_to_do() {
+        let text = EXPORTS
+            .replace("ring_size = 131072", "ring_size = 1000\nmax_records = 0")
+            .replace(
+                "file = { directory = \"logs\" }",
+                "file = { directory = \"logs\", max_size = 100, max_age = \"0s\", keep = 0 }",
+            )
+            .replace(
+                "collector = \"logs.example.net:514\"",
+                "collector = \"logs.example.net\", facility = \"local9\"",
+            )
+            .replace("[2001:db8::5]:6514", "2001:db8::5:6514");
+        let errors = load(&text).unwrap_err();
+        assert_eq!(
+            located(&errors),
+            [
+                ("diagnostics.ring_size".to_owned(), Some(8)),
+                ("diagnostics.max_records".to_owned(), Some(9)),
+                ("diagnostics.file.max_size".to_owned(), Some(10)),
+                ("diagnostics.file.max_age".to_owned(), Some(10)),
+                ("diagnostics.file.keep".to_owned(), Some(10)),
+                ("diagnostics.syslog.collector".to_owned(), Some(11)),
+                ("diagnostics.syslog.facility".to_owned(), Some(11)),
+                (
+                    "groups[0].diagnostics.syslog.collector".to_owned(),
+                    Some(17)
+                ),
+            ],
+            "{errors:#?}"
+        );
+        let message = |field: &str| {
+            errors
+                .iter()
+                .find(|e| e.field.as_deref() == Some(field))
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+        };
+        assert!(message("diagnostics.ring_size").contains("16 KiB"));
+        assert!(message("diagnostics.file.max_size").contains("4 KiB"));
+        assert!(message("diagnostics.file.keep").contains("1 to 100"));
+        assert!(message("diagnostics.syslog.collector").contains("logs.example.net:514"));
+        assert!(message("diagnostics.syslog.facility").contains("local0 to local7"));
+        assert!(message("groups[0].diagnostics.syslog.collector").contains("brackets"));
+    }
+
+    #[test]
+    fn an_unknown_transport_or_key_should_be_refused_at_its_line() {
+        let errors =
+            load(&EXPORTS.replace("transport = \"tcp\"", "transport = \"tls\"")).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].line, Some(16), "{}", errors[0]);
+        assert!(errors[0].message.contains("udp"), "{}", errors[0]);
+        let errors = load(&EXPORTS.replace(
+            "directory = \"logs\"",
+            "directory = \"logs\", rotate = \"daily\"",
+        ))
+        .unwrap_err();
+        assert_eq!(errors[0].line, Some(9), "{}", errors[0]);
+        assert!(errors[0].message.contains("rotate"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn collectors_should_be_a_host_or_bracketed_ipv6_address_and_a_port() {
+        for good in [
+            "logs.example.net:514",
+            "192.0.2.7:6514",
+            "[2001:db8::5]:514",
+            "[::1]:1",
+            "collector_1:65535",
+        ] {
+            assert!(is_host_port(good), "{good}");
+        }
+        for bad in [
+            "logs.example.net",
+            ":514",
+            "logs:0",
+            "logs:65536",
+            "logs:syslog",
+            "2001:db8::5:514",
+            "[2001:db8::zz]:514",
+            "[]:514",
+            "two words:514",
+            "udp://logs:514",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
     }
 }
