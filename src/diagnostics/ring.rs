@@ -2,11 +2,16 @@
 //! overwrote, and remembers how far each export sink got so that records overwritten before
 //! they were exported are counted per sink.
 //!
+//! The device's own records and the gateway's share the ring, and neither can push the other
+//! below half of it: when the ring is full, the oldest record goes, unless its source holds
+//! half of the ring or less while the other source holds more; then the other source's oldest
+//! goes. A device that logs every second cannot crowd out what the gateway saw of it.
+//!
 //! Sans-IO and clock-free: times come in with the records.
 
 use std::collections::VecDeque;
 
-use super::record::{Event, LogRecord, Severity};
+use super::record::{Event, LogRecord, Severity, Source};
 
 /// Which records a reader wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +109,8 @@ pub struct RingStats {
 pub struct Ring {
     capacity: usize,
     used: usize,
+    /// Bytes held by the device's own records ([`Source::Device`]).
+    used_by_device: usize,
     records: VecDeque<LogRecord>,
     last_seq: u64,
     overwritten: u64,
@@ -128,6 +135,7 @@ impl Ring {
         Self {
             capacity,
             used: 0,
+            used_by_device: 0,
             records: VecDeque::new(),
             last_seq: 0,
             overwritten: 0,
@@ -151,21 +159,51 @@ impl Ring {
         let record = LogRecord::new(self.last_seq, at_ms, event);
         let cost = record.cost();
         while self.used + cost > self.capacity {
-            let Some(old) = self.pop_front() else { break };
+            let Some(old) = self.overwrite_one() else {
+                break;
+            };
             self.overwritten += 1;
-            tracing::trace!(
-                seq = old.seq,
-                "diagnostics ring full; oldest record overwritten"
-            );
+            tracing::trace!(seq = old.seq, "diagnostics ring full; a record overwritten");
         }
         self.used += cost;
+        if record.source == Source::Device {
+            self.used_by_device += cost;
+        }
         self.records.push_back(record);
         self.last_seq
     }
 
+    /// Removes the record a full ring gives up: the oldest, unless its source holds half of
+    /// the ring or less while the other source holds more (then the other's oldest).
+    fn overwrite_one(&mut self) -> Option<LogRecord> {
+        let oldest = self.records.front()?.source;
+        let held = |source| match source {
+            Source::Device => self.used_by_device,
+            Source::Gateway => self.used - self.used_by_device,
+        };
+        let other = match oldest {
+            Source::Device => Source::Gateway,
+            Source::Gateway => Source::Device,
+        };
+        let half = self.capacity / 2;
+        let victim = if held(oldest) <= half && held(other) > half {
+            self.records.iter().position(|r| r.source == other)?
+        } else {
+            0
+        };
+        self.remove_at(victim)
+    }
+
     fn pop_front(&mut self) -> Option<LogRecord> {
-        let old = self.records.pop_front()?;
+        self.remove_at(0)
+    }
+
+    fn remove_at(&mut self, index: usize) -> Option<LogRecord> {
+        let old = self.records.remove(index)?;
         self.used -= old.cost();
+        if old.source == Source::Device {
+            self.used_by_device -= old.cost();
+        }
         for mark in &mut self.exports {
             if mark.exported < old.seq {
                 mark.lost += 1;
@@ -177,9 +215,10 @@ impl Ring {
     /// Records after `after` (a sequence number; 0 for the start) that match `filter`.
     pub fn read(&self, after: u64, filter: &Filter) -> Page {
         let after = after.min(self.last_seq);
-        let first_held = self.records.front().map_or(self.last_seq + 1, |r| r.seq);
-        let missed = first_held.saturating_sub(after + 1);
         let start = self.records.partition_point(|r| r.seq <= after);
+        // Every sequence number after `after` was handed out; those not held are missed.
+        let held_after = (self.records.len() - start) as u64;
+        let missed = (self.last_seq - after).saturating_sub(held_after);
         let max = filter.max.max(1);
         let mut records = Vec::new();
         let mut next = self.last_seq;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::diagnostics::record::{Category, Event, Severity};
+use crate::diagnostics::record::{Category, Event, Severity, Source};
 
 fn event(severity: Severity, message: &str) -> Event {
     Event::gateway(severity, Category::Operational, message)
@@ -250,4 +250,83 @@ fn records_overwritten_before_export_should_be_counted_per_sink() {
         ring.export_batch(7, 100).records.is_empty(),
         "not a sink of this ring"
     );
+}
+
+fn device_event(message: &str) -> Event {
+    Event {
+        source: Source::Device,
+        ..event(Severity::Informational, message)
+    }
+}
+
+#[test]
+fn a_chatty_device_log_should_not_crowd_out_the_gateways_records() {
+    let one = LogRecord::new(0, 0, event(Severity::Warning, "gw 00")).cost();
+    let mut ring = Ring::new(one * 20, &[]);
+    for i in 0..4 {
+        ring.push(i, event(Severity::Warning, &format!("gw {i:02}")));
+    }
+    for i in 0..500 {
+        ring.push(100 + i, device_event(&format!("dv {i:03}")));
+    }
+    let page = ring.read(0, &Filter::all(100));
+    let gateway: Vec<&str> = page
+        .records
+        .iter()
+        .filter(|r| r.source == Source::Gateway)
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(gateway, ["gw 00", "gw 01", "gw 02", "gw 03"]);
+    let held = page.records.len() as u64;
+    assert!(held >= 14, "the device keeps the rest: {held}");
+    assert_eq!(ring.stats().overwritten, 504 - held);
+    assert!(ring.stats().bytes <= ring.stats().capacity);
+    assert_eq!(
+        page.missed,
+        504 - held,
+        "a reader from the start is told what it missed, gaps in the middle included"
+    );
+}
+
+#[test]
+fn either_source_should_keep_its_newest_half_when_both_are_busy() {
+    let one = LogRecord::new(0, 0, event(Severity::Warning, "gw 000")).cost();
+    let mut ring = Ring::new(one * 20, &[]);
+    for i in 0..300 {
+        ring.push(i, event(Severity::Warning, &format!("gw {i:03}")));
+        ring.push(i, device_event(&format!("dv {i:03}")));
+    }
+    let page = ring.read(0, &Filter::all(100));
+    let count = |source| page.records.iter().filter(|r| r.source == source).count();
+    assert_eq!(count(Source::Gateway), 10);
+    assert_eq!(count(Source::Device), 10);
+    assert_eq!(page.records.last().unwrap().message, "dv 299");
+    assert!(
+        page.records
+            .iter()
+            .filter(|r| r.source == Source::Gateway)
+            .all(|r| r.message.as_str() >= "gw 290")
+    );
+}
+
+#[test]
+fn a_page_should_continue_across_gaps_left_by_overwriting() {
+    let one = LogRecord::new(0, 0, event(Severity::Warning, "gw 00")).cost();
+    let mut ring = Ring::new(one * 10, &[]);
+    for i in 0..3 {
+        ring.push(i, event(Severity::Warning, &format!("gw {i:02}")));
+    }
+    let first = ring.read(0, &Filter::all(1));
+    assert_eq!(seqs(&first), vec![1]);
+    for i in 0..40 {
+        ring.push(i, device_event(&format!("dv {i:02}")));
+    }
+    let rest = ring.read(first.next, &Filter::all(100));
+    assert_eq!(
+        rest.records[0].seq, 2,
+        "the gateway's records survived the flood"
+    );
+    assert!(rest.records.windows(2).all(|w| w[0].seq < w[1].seq));
+    let held = rest.records.len() as u64;
+    assert_eq!(rest.missed, 42 - held);
 }
