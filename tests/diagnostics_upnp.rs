@@ -85,22 +85,24 @@ async fn service(rig: &Rig, service_type: &str) -> Service {
         .await
 }
 
-async fn get_log(rig: &Rig, args: [&str; 5]) -> Log {
+/// GetDiagnosticsLog(MinimumSeverity, StartTime, EndTime, MaximumRecords, Cursor), anonymously.
+async fn call_get_log(rig: &Rig, args: [&str; 5]) -> common::Reply {
     let diagnostics = service(rig, &diagnostics_type()).await;
-    let reply = rig
-        .face
-        .read(
-            &diagnostics,
-            "GetDiagnosticsLog",
-            &[
-                ("MinimumSeverity", args[0]),
-                ("StartTime", args[1]),
-                ("EndTime", args[2]),
-                ("MaximumRecords", args[3]),
-                ("Cursor", args[4]),
-            ],
-        )
-        .await;
+    let names = [
+        "MinimumSeverity",
+        "StartTime",
+        "EndTime",
+        "MaximumRecords",
+        "Cursor",
+    ];
+    let args: Vec<(&str, &str)> = names.into_iter().zip(args).collect();
+    rig.face
+        .read(&diagnostics, "GetDiagnosticsLog", &args)
+        .await
+}
+
+async fn get_log(rig: &Rig, args: [&str; 5]) -> Log {
+    let reply = call_get_log(rig, args).await;
     let log = reply.argument("Log");
     Log {
         records: records(&log),
@@ -403,28 +405,13 @@ async fn the_http_log_should_take_the_same_filters_as_the_action() {
 #[tokio::test]
 async fn bad_arguments_should_be_refused_naming_them() {
     let rig = Rig::start().await;
-    let diagnostics = service(&rig, &diagnostics_type()).await;
     for (args, named) in [
         (["loud", "", "", "0", ""], "MinimumSeverity"),
         (["", "", "", "0", ""], "MinimumSeverity"),
         (["debug", "yesterday", "", "0", ""], "StartTime"),
         (["debug", "", "", "0", "not-a-cursor"], "Cursor"),
     ] {
-        let reply = rig
-            .face
-            .read(
-                &diagnostics,
-                "GetDiagnosticsLog",
-                &[
-                    ("MinimumSeverity", args[0]),
-                    ("StartTime", args[1]),
-                    ("EndTime", args[2]),
-                    ("MaximumRecords", args[3]),
-                    ("Cursor", args[4]),
-                ],
-            )
-            .await;
-        let (code, description) = reply.upnp_error();
+        let (code, description) = call_get_log(&rig, args).await.upnp_error();
         assert!(code == 600 || code == 402, "{code} {description}");
         assert!(description.contains(named), "{description}");
         assert!(description.contains(MODBUS_DEVICE), "{description}");
