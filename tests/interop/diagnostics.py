@@ -525,7 +525,7 @@ async def errors_command(checks, name, url, cursor, action):
         return None
 
     await checks.run(
-        f"{name}: MinimumSeverity=error from the cursor returns the failed {action}s (source gateway, category error, 7xx) and nothing less severe",
+        f"{name}: MinimumSeverity=error from the cursor returns the failed {action} calls (source gateway, category error, 7xx) and nothing less severe",
         errors_only,
     )
 

@@ -328,6 +328,7 @@ diag() { # command, name, description URL, options...: diagnostics.py's checks, 
         case "$line" in
             "ok   "*) check "diagnostics: ${line#ok   }" true ;;
             "FAIL "*) check "diagnostics: ${line#FAIL }" false ;;
+            "     "*) echo "$line" ;;
         esac
     done <"$out"
     if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
