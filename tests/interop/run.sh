@@ -352,7 +352,7 @@ declares_log() { # profile file: it has a [logs] table whose method is not "none
         $0 == "[logs]" { logs = 1 } END { exit !(logs && !none) }' "$root/$1"
 }
 virtual_devices="$(awk '/ http:\/\/.*\/description\.xml$/ && !/^iotmc-gateway demo / {
-    url = $NF; proto = $(NF-1); sub(/ +[^ ]+ +[^ ]+$/, ""); print $0 "|" url }' "$work/demo.out")"
+    url = $NF; sub(/ +[^ ]+ +[^ ]+$/, ""); print $0 "|" url }' "$work/demo.out")"
 device_count="$(grep -c . <<<"$virtual_devices" || true)"
 unknown_devices="$(while IFS='|' read -r name _; do [[ -n "${profile_of[$name]:-}" ]] || echo "$name"; done <<<"$virtual_devices")"
 check "the demo lists ${#profile_of[@]} virtual devices, each with its profile known here (found $device_count${unknown_devices:+; unknown: $unknown_devices})" \
