@@ -23,7 +23,14 @@
 #      the broker connection), and the gateway and the simulators come back;
 #   D. `iotmc-gateway run` with brokers over TLS (CA), mutual TLS (CA + client certificate),
 #      mutual TLS without a client certificate, and with a rogue CA's client certificate:
-#      GetValues works through the first two; the log names the other two with a TLS reason.
+#      GetValues works through the first two; the log names the other two with a TLS reason;
+#   E. the diagnostics log (issue 7) with errors injected: mosquitto is stopped, GetValues on each
+#      of the demo's MQTT devices fails with a UPnPError 7xx naming the broker and the devices go
+#      Offline; mosquitto is started again; then async-upnp-client (diagnostics.py, one `ok`/
+#      `FAIL` line per check, each counted here) calls GetDiagnosticsLog with
+#      MinimumSeverity=error from the cursor read before the stop, and gets those failures back
+#      (source gateway, category error) and nothing less severe, exactly the unfiltered log's
+#      errors; the unfiltered log holds the Offline warning.
 #
 # Needs root (ip netns) and mosquitto, mosquitto-clients, openssl, curl, iproute2, python3
 # (installed by .ci/run). Prints one line per check and `N passed, N failed` at the end.
@@ -562,6 +569,61 @@ for _ in $(seq 1 100); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; do
 check "the TLS gateway stops on SIGTERM within 10 s" bash -c "! kill -0 $run_pid 2>/dev/null"
 check "the TLS gateway logs that it stopped" grep -q '"message":"stopped"' "$work/run.log"
 
+# ---------------------------------------------------------------------------------------------
+# E. Diagnostics: errors injected by stopping mosquitto, read back filtered through
+# async-upnp-client. diagnostics.py prints one `ok`/`FAIL` line per check (and information
+# lines, indented); each check counts here.
+diag_runs=0
+diag() { # command, name, description URL, options...: diagnostics.py's checks, counted
+    local out="$work/diag-$((++diag_runs))-$1.out" rc=0 line
+    in_ns "$venv/bin/python" "$here/diagnostics.py" "$@" >"$out" 2>&1 || rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+            "ok   "*) check "diagnostics: ${line#ok   }" true ;;
+            "FAIL "*) check "diagnostics: ${line#FAIL }" false ;;
+            "     "*) echo "$line" ;;
+        esac
+    done <"$out"
+    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
+        check "diagnostics.py $1 $2 ran (exit $rc: $(tail -n 1 "$out"))" false
+    fi
+    diag_out="$out"
+}
+ahu_udn="$(udn_of "$ahu_url")"
+# label, description URL, UDN, a parameter GetValues reads
+mqtt_devices=(
+    "Fan plug (Tasmota)|$plug_url|$plug_udn|power"
+    "Room thermostat (Homie)|$thermostat_url|$thermostat_udn|setpoint"
+    "AHU controller (MQTT 5)|$ahu_url|$ahu_udn|supply_temperature"
+)
+declare -A log_cursor
+for entry in "${mqtt_devices[@]}"; do
+    IFS='|' read -r label url _ _ <<<"$entry"
+    diag cursor "$label" "$url"
+    log_cursor[$label]="$(sed -n 's/^cursor //p' "$diag_out")"
+done
+drops_before="$(grep -c '"message":"connection dropped"' "$work/demo.log" || true)"
+kill -TERM "$broker_pid" 2>/dev/null || true
+for _ in $(seq 1 100); do gone && break; sleep 0.1; done
+check "mosquitto stops on SIGTERM" gone
+check "the gateway logs that its broker connection dropped again" gateway_noticed
+get_fails_with_7xx() { # udn, parameter: a UPnPError 7xx (a device error) that names the broker
+    get_fails_naming_broker "$demo_http" "$1" "$2" 15 && grep -qE '<errorCode>7[0-9]{2}</errorCode>' "$work/failed-get.xml"
+}
+for entry in "${mqtt_devices[@]}"; do
+    IFS='|' read -r label _ udn parameter <<<"$entry"
+    check "GetValues on the $label while mosquitto is stopped fails within 15 s with a UPnPError 7xx naming the broker" \
+        get_fails_with_7xx "$udn" "$parameter"
+done
+check "mosquitto starts again" start_broker
+check "GetValues on the Tasmota plug works again" comes_back plug_answers
+check "GetValues on the Homie thermostat works again" comes_back thermostat_answers
+check "GetValues on the MQTT 5 controller works again" comes_back ahu_answers
+for entry in "${mqtt_devices[@]}"; do
+    IFS='|' read -r label url _ _ <<<"$entry"
+    diag errors "$label" "$url" --cursor "${log_cursor[$label]:-none}" --action GetValues
+done
+
 # A clean stop of the demo.
 kill -TERM "$demo_pid"
 for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
@@ -574,6 +636,7 @@ if [[ "$failed" -gt 0 ]]; then
     echo "--- client log (last 20 lines)"; tail -n 20 "$work/client.log" 2>/dev/null || true
     echo "--- mosquitto log (last 30 lines)"; tail -n 30 "$work/mosquitto.log" 2>/dev/null || true
     echo "--- config check"; cat "$work/config-check.txt" 2>/dev/null || true
+    echo "--- diagnostics.py"; cat "$work"/diag-*.out 2>/dev/null || true
     echo "--- iotmc-gateway run log, warnings and errors (last 40)"; grep -E '"level":"(WARN|ERROR)"' "$work/run.log" 2>/dev/null | tail -n 40 || true
     [[ -n "${IOTMC_INTEROP_KEEP:-}" ]] && { cp -r "$work" "$IOTMC_INTEROP_KEEP"; echo "--- files kept in $IOTMC_INTEROP_KEEP"; }
 fi

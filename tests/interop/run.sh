@@ -22,7 +22,19 @@
 #      what pymodbus holds, and follows when the server's voltage changes;
 #   8b. firmware: `upnp-client call-action` GetFirmwareInfo shows the demo's signed 1.1.0 image
 #      on offer for the demo controller, an operator schedules it over mutual TLS (curl), and
-#      GetFirmwareUpdateStatus follows it to Probation with the controller running 1.1.0.
+#      GetFirmwareUpdateStatus follows it to Probation with the controller running 1.1.0;
+#   9. the diagnostics log (issue 7) through async-upnp-client (diagnostics.py, one `ok`/`FAIL`
+#      line per check, each counted here): GetDiagnosticsLog on every virtual device of the demo
+#      holds gateway-observed records, and the device's own records exactly when its profile
+#      declares `[logs]`; paging with MaximumRecords=1 and NextCursor never repeats or skips a
+#      record; on the thermostat, MinimumSeverity=warning and StartTime/EndTime return exactly
+#      the matching records (the refused anonymous SetValues of 5 is a security warning); the
+#      logs hold the operator's SetValues and the controller's firmware phases of 8b; the
+#      GetLogURIs jsonl and text URLs, fetched with curl and ?severity=warning, hold only
+#      matching records; ClearDiagnosticsLog is refused over plain HTTP and, over mutual TLS up
+#      to a read cursor, removes what was read, keeps what arrived later and adds a "cleared"
+#      record;
+#   10. a clean stop.
 #
 # Needs root (ip netns). Prints one line per check and `N passed, N failed` at the end.
 set -euo pipefail
@@ -306,7 +318,101 @@ check "GetFirmwareUpdateStatus names the end of probation" grep -qE '"ProbationE
 in_ns "${upnp_client[@]}" call-action "$controller_url" FirmwareUpdate/GetFirmwareInfo >"$work/fw-info-after.json" 2>>"$work/client.log" || true
 check "the controller now runs 1.1.0 on test" grep -q '"RunningVersion": "1.1.0"' "$work/fw-info-after.json"
 
-# 9. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
+# 9. The diagnostics log through async-upnp-client. diagnostics.py prints one `ok`/`FAIL` line
+# per check (and information lines, indented); each check counts here.
+diag_runs=0
+diag() { # command, name, description URL, options...: diagnostics.py's checks, counted
+    local out="$work/diag-$((++diag_runs))-$1.out" rc=0 line
+    in_ns "$venv/bin/python" "$here/diagnostics.py" "$@" >"$out" 2>&1 || rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+            "ok   "*) check "diagnostics: ${line#ok   }" true ;;
+            "FAIL "*) check "diagnostics: ${line#FAIL }" false ;;
+            "     "*) echo "$line" ;;
+        esac
+    done <"$out"
+    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
+        check "diagnostics.py $1 $2 ran (exit $rc: $(tail -n 1 "$out"))" false
+    fi
+    diag_out="$out"
+}
+# Every virtual device of the demo (its table, without the gateway's own line) and the profile it
+# is served with: the device's own records are expected exactly when the profile has `[logs]`.
+declare -A profile_of=(
+    ["Demo thermostat (simulated)"]="src/demo/thermostat.toml"
+    ["Demo relay (simulated)"]="src/demo/relay.toml"
+    ["Demo controller (Modbus TCP)"]="device-profiles/modbus/iotmc-demo-controller.toml"
+    ["Energy meter (Modbus RTU)"]="device-profiles/modbus/eastron-sdm120.toml"
+    ["Fan plug (Tasmota)"]="device-profiles/mqtt/tasmota-plug.toml"
+    ["Room thermostat (Homie)"]="device-profiles/mqtt/homie-thermostat.toml"
+    ["AHU controller (MQTT 5)"]="device-profiles/mqtt/iotmc-mqtt5-controller.toml"
+)
+declares_log() { # profile file: it has a [logs] table whose method is not "none"
+    awk '/^\[/ { in_logs = ($0 == "[logs]") } in_logs && /^method *= *"none"/ { none = 1 }
+        $0 == "[logs]" { logs = 1 } END { exit !(logs && !none) }' "$root/$1"
+}
+virtual_devices="$(awk '/ http:\/\/.*\/description\.xml$/ && !/^iotmc-gateway demo / {
+    url = $NF; sub(/ +[^ ]+ +[^ ]+$/, ""); print $0 "|" url }' "$work/demo.out")"
+device_count="$(grep -c . <<<"$virtual_devices" || true)"
+unknown_devices="$(while IFS='|' read -r name _; do [[ -n "${profile_of[$name]:-}" ]] || echo "$name"; done <<<"$virtual_devices")"
+check "the demo lists ${#profile_of[@]} virtual devices, each with its profile known here (found $device_count${unknown_devices:+; unknown: $unknown_devices})" \
+    test "$device_count" = "${#profile_of[@]}" -a -z "$unknown_devices"
+while IFS='|' read -r name url; do
+    profile="${profile_of[$name]:-}"
+    [[ -n "$profile" ]] || continue
+    native=no
+    declares_log "$profile" && native=yes
+    diag device "$name" "$url" --native "$native"
+done <<<"$virtual_devices"
+both_kinds() { ! declares_log "${profile_of[Energy meter (Modbus RTU)]}" && declares_log "${profile_of[Demo thermostat (simulated)]}"; }
+check "the demo has devices with a log of their own and without (the energy meter's profile declares none)" both_kinds
+# Filters, on the thermostat: section 5's refused anonymous SetValues is a security warning.
+diag filters "Demo thermostat" "$thermostat_url" --refused SetValues
+# Gateway-observed events of the earlier sections, and the device's own record of the write.
+diag holds "Demo thermostat" "$thermostat_url" --what "the operator's SetValues (notice, with the operator) and the device's own record of the write" \
+    --record "source=gateway,category=operational,severity=notice,action=SetValues,operator=CN=demo operator" \
+    --record "source=device,message~setpoint set to 22.5"
+diag holds "Demo controller" "$controller_url" --what "the firmware update's phases in order, Scheduled to Probation (category firmware)" \
+    --record "source=gateway,category=firmware,phase=Scheduled,version=1.1.0" \
+    --record "source=gateway,category=firmware,phase=Rebooting,version=1.1.0" \
+    --record "source=gateway,category=firmware,phase=Probation,version=1.1.0"
+# The HTTP log: GetLogURIs through async-upnp-client, then curl with a severity filter.
+in_ns "${upnp_client[@]}" call-action "$thermostat_url" BasicManagement/GetLogURIs >"$work/log-uris.json" 2>>"$work/client.log" || true
+log_uris="$(sed -nE 's/.*"LogURIs": "([^"]*)".*/\1/p' "$work/log-uris.json")"
+jsonl_url="$(tr ',' '\n' <<<"$log_uris" | grep '/log\.jsonl$' || true)"
+text_url="$(tr ',' '\n' <<<"$log_uris" | grep '/log\.txt$' || true)"
+check "GetLogURIs lists the thermostat's log.jsonl and log.txt on the gateway's HTTP address" \
+    test "$jsonl_url" = "http://$http_addr/upnp/$thermostat_udn/Diagnostics/log.jsonl" -a "$text_url" = "http://$http_addr/upnp/$thermostat_udn/Diagnostics/log.txt"
+in_ns curl -s -D "$work/log-jsonl.headers" -o "$work/log.jsonl" "${jsonl_url:-http://none/}?severity=warning" || true
+diag http "Demo thermostat" "$thermostat_url" --body "$work/log.jsonl" --headers "$work/log-jsonl.headers" --severity warning
+in_ns curl -s -o "$work/log.txt" "${text_url:-http://none/}?severity=warning" || true
+text_severities() { # the text log: one line per record, `TIME SEVERITY source/category #SEQ ...`
+    local bad
+    [[ -s "$work/log.txt" ]] || { echo "  an empty text log" >&2; return 1; }
+    bad="$(awk '$2 !~ /^(emergency|alert|critical|error|warning)$/ || $4 !~ /^#[0-9]+$/' "$work/log.txt")"
+    [[ -z "$bad" ]] || { echo "  lines of another form or below warning: $bad" >&2; return 1; }
+    grep -q ' warning gateway/security #[0-9]* SetValues refused' "$work/log.txt"
+}
+check "log.txt?severity=warning holds one line per record, warnings and worse only, the refused SetValues among them" text_severities
+# Clearing up to a read cursor: read everything, then a record arrives (another refused anonymous
+# SetValues), an anonymous clear is refused, and the operator clears over mutual TLS.
+diag snapshot "Demo thermostat" "$thermostat_url" --out "$work/log-snapshot.json"
+clear_cursor="$(sed -n 's/^cursor //p' "$diag_out")"
+code="$(in_ns curl -s -o /dev/null -w '%{http_code}' "${soap_headers[@]}" --data "$(set_values 27)" "http://$http_addr$control" || true)"
+check "another anonymous SetValues is refused after the read (HTTP $code)" test "$code" = 500
+clear_body="<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:ClearDiagnosticsLog xmlns:u=\"urn:iotmc-gateway-local:service:Diagnostics:1\"><UpToCursor>$clear_cursor</UpToCursor></u:ClearDiagnosticsLog></s:Body></s:Envelope>"
+clear_headers=(-H 'Content-Type: text/xml; charset="utf-8"' -H 'SOAPACTION: "urn:iotmc-gateway-local:service:Diagnostics:1#ClearDiagnosticsLog"')
+clear_path="/upnp/$thermostat_udn/Diagnostics/control"
+code="$(in_ns curl -s -o "$work/clear-anon.xml" -w '%{http_code}' "${clear_headers[@]}" --data "$clear_body" "http://$http_addr$clear_path" || true)"
+check "ClearDiagnosticsLog over plain HTTP is refused with UPnPError 606 (HTTP $code)" \
+    grep -q '<errorCode>606</errorCode>' "$work/clear-anon.xml"
+code="$(in_ns curl -s -o "$work/clear-mtls.xml" -w '%{http_code}' --cacert "$pki/ca.pem" --cert "$pki/operator.pem" --key "$pki/operator.key" \
+    "${clear_headers[@]}" --data "$clear_body" "https://$https_addr$clear_path" || true)"
+check "ClearDiagnosticsLog up to the read cursor ($clear_cursor) over mutual TLS succeeds (HTTP $code)" \
+    grep -q 'ClearDiagnosticsLogResponse' "$work/clear-mtls.xml"
+diag cleared "Demo thermostat" "$thermostat_url" --snapshot "$work/log-snapshot.json" --kept SetValues
+
+# 10. A clean stop: SIGTERM, ssdp:byebye, "Demo stopped." within the 5 s grace (and a margin).
 kill -TERM "$demo_pid"
 for _ in $(seq 1 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
 check "the demo stops on SIGTERM within 10 s" bash -c "! kill -0 $demo_pid 2>/dev/null"
@@ -319,6 +425,7 @@ if [[ "$failed" -gt 0 ]]; then
     echo "--- pymodbus client"; cat "$work/modbus_client.out" 2>/dev/null || true
     echo "--- pymodbus server"; cat "$work/server.out" "$work/server.log" 2>/dev/null || true
     echo "--- firmware"; cat "$work/fw-info.json" "$work/fw-schedule.xml" "$work/fw-status.json" 2>/dev/null || true
+    echo "--- diagnostics.py"; cat "$work"/diag-*.out 2>/dev/null || true
     echo "--- config check"; cat "$work/config-check.txt" 2>/dev/null || true
     echo "--- iotmc-gateway run log (last 40 lines)"; tail -n 40 "$work/run.log" 2>/dev/null || true
 fi
