@@ -492,7 +492,7 @@ pub fn decode_log_line(topic: &str, payload: &[u8]) -> Result<LogLine, PayloadEr
         device_time,
         tag,
         message: rest.to_owned(),
-        severity: infer_severity(rest),
+        severity: line_severity(rest),
     })
 }
 
@@ -504,6 +504,49 @@ fn is_time_of_day(s: &str) -> bool {
             8 => *c == b'.',
             _ => c.is_ascii_digit(),
         })
+}
+
+/// The severity of a log line. A line echoing an MQTT message the device published
+/// (`MQT: stat/plug/STATUS6 = {...}`, logged at `MqttLog 2`) is judged by the message's values
+/// only: its keys are names (`SOCKET_TIMEOUT`, `MqttTimeout`), not news of trouble.
+fn line_severity(line: &str) -> Severity {
+    let echoed = line
+        .strip_prefix("MQT: ")
+        .and_then(|rest| rest.split_once(" = "))
+        .filter(|(topic, _)| !topic.contains(' '))
+        .map(|(_, payload)| payload);
+    let Some(payload) = echoed else {
+        return infer_severity(line);
+    };
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(value) => {
+            let mut values = String::new();
+            collect_strings(&value, &mut values, 0);
+            infer_severity(&values)
+        }
+        Err(_) => infer_severity(payload),
+    }
+}
+
+/// The string values of `value`, space separated (nesting bounded: the line is at most
+/// [`MAX_LOG_LINE`] bytes anyway).
+fn collect_strings(value: &serde_json::Value, out: &mut String, depth: usize) {
+    match value {
+        serde_json::Value::String(s) => {
+            out.push_str(s);
+            out.push(' ');
+        }
+        serde_json::Value::Array(items) if depth < 32 => {
+            items
+                .iter()
+                .for_each(|v| collect_strings(v, out, depth + 1));
+        }
+        serde_json::Value::Object(map) if depth < 32 => {
+            map.values()
+                .for_each(|v| collect_strings(v, out, depth + 1));
+        }
+        _ => {}
+    }
 }
 
 /// Tasmota does not publish a line's level, so it is inferred from the words, conservatively:

@@ -239,6 +239,42 @@ fn severity_should_only_rise_on_words_of_trouble() {
     assert_eq!(infer_severity("APP: Restarting"), Severity::Informational);
 }
 
+#[test]
+fn an_echoed_mqtt_message_should_be_judged_by_its_values_not_its_keys() {
+    let status = decode_log_line(
+        "stat/plug/LOGGING",
+        br#"12:00:00.000 MQT: stat/plug/STATUS6 = {"StatusMQT":{"MqttHost":"10.0.0.2","SOCKET_TIMEOUT":4,"KEEPALIVE":30}}"#,
+    )
+    .unwrap();
+    assert_eq!(status.severity, Severity::Informational);
+    let failed = decode_log_line(
+        "stat/plug/LOGGING",
+        br#"12:00:00.000 MQT: stat/plug/UPGRADE = {"Upgrade":"Failed Verify Bin Header Failed"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        failed.severity,
+        Severity::Error,
+        "a value speaking of failure still counts"
+    );
+    let text = decode_log_line(
+        "stat/plug/LOGGING",
+        b"MQT: stat/plug/RESULT = connect retry",
+    )
+    .unwrap();
+    assert_eq!(text.severity, Severity::Warning);
+    let own = decode_log_line(
+        "stat/plug/LOGGING",
+        b"MQT: Connect failed to 10.0.0.2:1883, rc -2",
+    )
+    .unwrap();
+    assert_eq!(
+        own.severity,
+        Severity::Error,
+        "the device's own words are judged whole"
+    );
+}
+
 /// A cheap stand-in for the fuzz target until one is added under tests/fuzz: real payloads,
 /// cut and with bytes flipped, and random bytes, through every decoder.
 #[test]
