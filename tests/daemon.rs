@@ -20,7 +20,9 @@ fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("profiles")).unwrap();
     std::fs::write(
         &path,
-        format!("[gateway]\nid = \"gw\"\nname = \"Test\"\nstate_dir = \"state\"\nprofile_dirs = [\"profiles\"]\nshutdown_grace = \"2s\"\n{extra}"),
+        // Port 0 everywhere: the defaults (49152, 49443, 1900) lie in the ephemeral range, where
+        // a test running beside this one may hold them.
+        format!("[gateway]\nid = \"gw\"\nname = \"Test\"\nstate_dir = \"state\"\nprofile_dirs = [\"profiles\"]\nshutdown_grace = \"2s\"\n\n[listen]\ninterfaces = [\"lo\"]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\nssdp_port = 0\n{extra}"),
     )
     .unwrap();
     path
@@ -134,7 +136,7 @@ fn run_with_a_bad_config_should_exit_1_naming_file_and_line() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("gateway.toml:10:8: field `groups[0].vlan`: 4095 is not a usable VLAN id; expected 1 to 4094"), "{stderr}");
+    assert!(stderr.contains("gateway.toml:16:8: field `groups[0].vlan`: 4095 is not a usable VLAN id; expected 1 to 4094"), "{stderr}");
     assert!(
         !dir.path().join("state").exists(),
         "nothing is created for a refused config"
