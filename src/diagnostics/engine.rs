@@ -438,6 +438,14 @@ impl DiagnosticsEngine {
         }
     }
 
+    /// Records that sink `sink` failed to write `device`'s last batch (see
+    /// [`Ring::export_failed`]).
+    pub fn export_failed(&self, device: &str, sink: usize) {
+        if let Ok(log) = self.device(device) {
+            write(&log.ring).export_failed(sink);
+        }
+    }
+
     /// Whether sink `sink` has records of any device to write.
     pub fn has_unexported(&self, sink: usize) -> bool {
         self.inner

@@ -70,6 +70,10 @@ pub struct ExportMark {
     pub lost: u64,
     /// How many of `lost` the sink has already been told about.
     reported: u64,
+    /// The last record handed to the sink in a batch whose outcome is not known yet: records
+    /// up to it that are overwritten meanwhile were written (or, if the write fails, are
+    /// counted as lost by [`Ring::export_failed`]).
+    in_flight: u64,
 }
 
 /// A batch for one export sink.
@@ -147,6 +151,7 @@ impl Ring {
                     exported: 0,
                     lost: 0,
                     reported: 0,
+                    in_flight: 0,
                 })
                 .collect(),
         }
@@ -205,7 +210,7 @@ impl Ring {
             self.used_by_device -= old.cost();
         }
         for mark in &mut self.exports {
-            if mark.exported < old.seq {
+            if mark.exported.max(mark.in_flight) < old.seq {
                 mark.lost += 1;
             }
         }
@@ -270,9 +275,28 @@ impl Ring {
         mark.reported = mark.lost;
         let exported = mark.exported;
         let start = self.records.partition_point(|r| r.seq <= exported);
+        let records: Vec<LogRecord> = self.records.range(start..).take(max).cloned().collect();
+        mark.in_flight = records.last().map_or(exported, |r| r.seq);
         ExportBatch {
-            records: self.records.range(start..).take(max).cloned().collect(),
+            records,
             newly_lost,
+        }
+    }
+
+    /// Records that sink `sink` failed to write its last batch: records of it that were
+    /// overwritten meanwhile are counted as lost; the rest are handed out again.
+    pub fn export_failed(&mut self, sink: usize) {
+        let Some(index) = self.exports.iter().position(|m| m.sink == sink) else {
+            return;
+        };
+        let (exported, in_flight) = (self.exports[index].exported, self.exports[index].in_flight);
+        if in_flight > exported {
+            let start = self.records.partition_point(|r| r.seq <= exported);
+            let end = self.records.partition_point(|r| r.seq <= in_flight);
+            let gone = (in_flight - exported).saturating_sub((end - start) as u64);
+            let mark = &mut self.exports[index];
+            mark.lost += gone;
+            mark.in_flight = exported;
         }
     }
 
@@ -280,6 +304,7 @@ impl Ring {
     pub fn mark_exported(&mut self, sink: usize, seq: u64) {
         if let Some(mark) = self.exports.iter_mut().find(|m| m.sink == sink) {
             mark.exported = mark.exported.max(seq.min(self.last_seq));
+            mark.in_flight = mark.in_flight.max(mark.exported);
         }
     }
 

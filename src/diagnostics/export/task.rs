@@ -238,8 +238,10 @@ impl Exporter {
             records.extend(batch.records.iter().cloned());
             round.more |= batch.records.len() >= self.timing.batch;
             let written = self.writer.write(device, &records).await;
-            if let (Ok(()), Some(last)) = (&written, last) {
-                self.engine.mark_exported(device, self.sink, last);
+            match (&written, last) {
+                (Ok(()), Some(last)) => self.engine.mark_exported(device, self.sink, last),
+                (Err(_), _) => self.engine.export_failed(device, self.sink),
+                (Ok(()), None) => {}
             }
             if lost_count > 0 && !warned {
                 // After the mark: in a full ring the warning overwrites the oldest record,

@@ -330,3 +330,42 @@ fn a_page_should_continue_across_gaps_left_by_overwriting() {
     let held = rest.records.len() as u64;
     assert_eq!(rest.missed, 42 - held);
 }
+
+#[test]
+fn records_overwritten_while_their_batch_is_written_should_not_count_as_lost() {
+    let one = LogRecord::new(0, 0, event(Severity::Notice, "x")).cost();
+    let mut ring = Ring::new(one * 4, &[0]);
+    for i in 0..4 {
+        ring.push(i, event(Severity::Notice, "x"));
+    }
+    let batch = ring.export_batch(0, 100);
+    assert_eq!(batch.records.len(), 4);
+    // While the sink writes records 1 to 4, two new ones overwrite 1 and 2.
+    ring.push(10, event(Severity::Notice, "x"));
+    ring.push(11, event(Severity::Notice, "x"));
+    ring.mark_exported(0, 4);
+    let next = ring.export_batch(0, 100);
+    assert_eq!(next.newly_lost, 0, "1 and 2 were written");
+    assert_eq!(
+        next.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+}
+
+#[test]
+fn records_overwritten_while_a_failing_batch_was_written_should_count_as_lost() {
+    let one = LogRecord::new(0, 0, event(Severity::Notice, "x")).cost();
+    let mut ring = Ring::new(one * 4, &[0]);
+    for i in 0..4 {
+        ring.push(i, event(Severity::Notice, "x"));
+    }
+    let _ = ring.export_batch(0, 100);
+    ring.push(10, event(Severity::Notice, "x"));
+    ring.push(11, event(Severity::Notice, "x"));
+    ring.export_failed(0);
+    let retry = ring.export_batch(0, 100);
+    assert_eq!(retry.newly_lost, 2, "1 and 2 were neither written nor kept");
+    assert_eq!(retry.records.first().map(|r| r.seq), Some(3));
+    // Every record is either written or counted: 4 handed out again + 2 lost = 6 pushed.
+    assert_eq!(retry.records.len() as u64 + retry.newly_lost, 6);
+}
