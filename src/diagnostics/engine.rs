@@ -17,6 +17,19 @@ use super::ring::{ExportBatch, Filter, Ring, RingStats};
 use crate::config::{Config, SinkSpec};
 use crate::utc::unix_ms;
 
+/// A fetch of a device's own log that ended this recently is not repeated for a controller's
+/// read (concurrent reads share one).
+pub const FRESH: Duration = Duration::from_secs(1);
+/// While a device's own log cannot be read, a controller's read tries it again at most this
+/// often (the periodic fetch keeps its own interval).
+pub const RETRY_FAILING: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    Always,
+    Recent,
+}
+
 /// A device the engine keeps a log for.
 #[derive(Debug, Clone)]
 pub struct DeviceEntry {
@@ -53,6 +66,19 @@ pub enum NativeStatus {
     },
     /// The last read failed (the records held are still answered).
     Failing(String),
+    /// The device is not attached (its adapter failed at start; see the gateway's log and the
+    /// `attach` record): its own log cannot be read.
+    NotAttached,
+}
+
+impl LogPage {
+    /// When the device's own log was last read, if it was (for tests and renderers).
+    pub fn native_read_at(&self) -> Option<u64> {
+        match self.native {
+            NativeStatus::Read { at_ms } => at_ms,
+            _ => None,
+        }
+    }
 }
 
 /// One answer to a log request.
@@ -100,7 +126,24 @@ struct DeviceLog {
     /// A copy of `native.failing` readable without awaiting.
     native_failing: RwLock<Option<String>>,
     native_read_ms: RwLock<Option<u64>>,
+    /// Records that callers can cause, by kind: how many were recorded in the current window.
+    limits: RwLock<BTreeMap<String, Limit>>,
 }
+
+/// At most [`LIMITED_PER_WINDOW`] records of one kind per [`LIMIT_WINDOW`] and device.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    window_start: tokio::time::Instant,
+    recorded: u32,
+    suppressed: u64,
+}
+
+/// Records of one kind a caller can cause (refused calls, failed actions) kept per window and
+/// device; the rest are counted and reported with the next one kept, so that no caller can
+/// overwrite a device's history by repeating a call.
+pub const LIMITED_PER_WINDOW: u32 = 5;
+/// The window of [`LIMITED_PER_WINDOW`].
+pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Inner {
@@ -144,6 +187,7 @@ impl DiagnosticsEngine {
                     native: tokio::sync::Mutex::new(NativeState::default()),
                     native_failing: RwLock::new(None),
                     native_read_ms: RwLock::new(None),
+                    limits: RwLock::new(BTreeMap::new()),
                 };
                 (d.id, Arc::new(log))
             })
@@ -230,6 +274,42 @@ impl DiagnosticsEngine {
         self.record_at(device, SystemTime::now(), event);
     }
 
+    /// Records `event`, one that callers can cause (a refused call, a failed action), on
+    /// `device` now, unless [`LIMITED_PER_WINDOW`] records of the same `kind` were recorded in
+    /// the last [`LIMIT_WINDOW`]; those left out are counted, and the next record of the kind
+    /// says how many (field `suppressed`).
+    pub fn record_limited(&self, device: &str, kind: &str, mut event: Event) {
+        let Ok(log) = self.device(device) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let suppressed = {
+            let mut limits = write(&log.limits);
+            let limit = limits.entry(kind.to_owned()).or_insert(Limit {
+                window_start: now,
+                recorded: 0,
+                suppressed: 0,
+            });
+            if now.duration_since(limit.window_start) >= LIMIT_WINDOW {
+                limit.window_start = now;
+                limit.recorded = 0;
+            }
+            if limit.recorded >= LIMITED_PER_WINDOW {
+                limit.suppressed += 1;
+                return;
+            }
+            limit.recorded += 1;
+            std::mem::take(&mut limit.suppressed)
+        };
+        if suppressed > 0 {
+            event.message.push_str(&format!(
+                " ({suppressed} more like it were not recorded: at most {LIMITED_PER_WINDOW} a minute)"
+            ));
+            event = event.with("suppressed", suppressed);
+        }
+        self.record(device, event);
+    }
+
     /// Records `event` on `device` at `at`.
     pub fn record_at(&self, device: &str, at: SystemTime, event: Event) {
         let Ok(log) = self.device(device) else {
@@ -244,6 +324,18 @@ impl DiagnosticsEngine {
     /// the records not taken before. Returns how many were added. A failure is recorded in the
     /// ring once when it starts and once when it ends, not at every try.
     pub async fn refresh(&self, device: &str) -> Result<usize, String> {
+        self.fetch_native(device, Freshness::Always).await
+    }
+
+    /// Like [`Self::refresh`], for a controller's read: concurrent reads share one fetch, a
+    /// fetch that ended less than [`FRESH`] ago is not repeated, and while the device's log
+    /// cannot be read it is tried at most every [`RETRY_FAILING`], so that callers (anonymous
+    /// ones included) cannot drive traffic to the device faster than that.
+    pub async fn refresh_on_demand(&self, device: &str) -> Result<usize, String> {
+        self.fetch_native(device, Freshness::Recent).await
+    }
+
+    async fn fetch_native(&self, device: &str, freshness: Freshness) -> Result<usize, String> {
         let log = self.device(device).map_err(|e| e.to_string())?;
         let Some(link) = &log.link else {
             return Ok(0);
@@ -252,9 +344,22 @@ impl DiagnosticsEngine {
             return Ok(0);
         };
         let mut state = log.native.lock().await;
+        if freshness == Freshness::Recent
+            && let Some(at) = state.last_attempt
+        {
+            let wait = if state.failing.is_some() {
+                RETRY_FAILING
+            } else {
+                FRESH
+            };
+            if at.elapsed() < wait {
+                return Ok(0);
+            }
+        }
         let fetched =
             tokio::time::timeout(self.inner.fetch_timeout, source.fetch(state.cursor)).await;
         let now = SystemTime::now();
+        state.last_attempt = Some(tokio::time::Instant::now());
         let batch = match fetched {
             Ok(Ok(batch)) => batch,
             failed => {
@@ -295,7 +400,20 @@ impl DiagnosticsEngine {
                 .with("operation", "log-fetch"),
             );
         }
-        let new = state.take_new(batch);
+        let taken = state.take_new(batch);
+        if let Some(before) = taken.renumbered_from {
+            self.record_at(
+                device,
+                now,
+                Event::gateway(
+                    Severity::Notice,
+                    Category::StateTransition,
+                    format!("the device numbers its own log anew (it restarted or cleared it; the last record taken was {before}); its records are taken from the new numbering"),
+                )
+                .with("operation", "log-fetch"),
+            );
+        }
+        let new = taken.records;
         let count = new.len();
         state.last_fetch_ms = Some(unix_ms(now));
         *write(&log.native_read_ms) = state.last_fetch_ms;
@@ -315,6 +433,9 @@ impl DiagnosticsEngine {
         if !log.profile.logs.is_supported() {
             return NativeStatus::None;
         }
+        if log.link.is_none() {
+            return NativeStatus::NotAttached;
+        }
         match read(&log.native_failing).clone() {
             Some(why) => NativeStatus::Failing(why),
             None => NativeStatus::Read {
@@ -331,7 +452,7 @@ impl DiagnosticsEngine {
         request: &LogRequest,
     ) -> Result<LogPage, DiagnosticsError> {
         let log = Arc::clone(self.device(device)?);
-        let _ = self.refresh(device).await;
+        let _ = self.refresh_on_demand(device).await;
         let after = match request.cursor {
             Some(c) if c.epoch == self.inner.epoch => c.seq,
             // A cursor of an earlier run stands before everything held now.
@@ -362,8 +483,9 @@ impl DiagnosticsEngine {
             ))
         })?;
         if cursor.epoch != self.inner.epoch {
-            // Everything held arrived after that cursor was handed out (the gateway restarted).
-            return Ok(0);
+            return Err(DiagnosticsError::BadArgument(format!(
+                "UpToCursor {cursor} is from an earlier run of the gateway (it restarted since, and everything held now arrived after that cursor); read the log again and clear up to the new NextCursor"
+            )));
         }
         write(&log.ring)
             .clear_through(cursor.seq)
@@ -460,3 +582,6 @@ impl DiagnosticsEngine {
         self.inner.arrived.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,11 +27,35 @@ pub struct NativeState {
     pub last_fetch_ms: Option<u64>,
     /// Records taken since the start.
     pub taken: u64,
+    /// When the last fetch was tried, and when it ended.
+    pub last_attempt: Option<tokio::time::Instant>,
+}
+
+/// What a batch brought.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The records not taken before, oldest first.
+    pub records: Vec<DeviceLogRecord>,
+    /// The device numbers its records anew (it restarted, or cleared its log): the highest
+    /// index taken before, when that happened.
+    pub renumbered_from: Option<u64>,
 }
 
 impl NativeState {
     /// The records of `batch` not taken before, oldest first; remembers them and the cursor.
-    pub fn take_new(&mut self, batch: LogBatch) -> Vec<DeviceLogRecord> {
+    ///
+    /// A device whose numbering went back (its cursor is below the one passed, after a restart
+    /// or a clear of its log: adapters then read everything again) is numbered anew: its
+    /// records are taken from the new numbering on.
+    pub fn take_new(&mut self, batch: LogBatch) -> Taken {
+        let mut renumbered_from = None;
+        if let (Some(LogCursor::Index(now)), Some(LogCursor::Index(before))) =
+            (batch.next, self.cursor)
+            && now < before
+        {
+            renumbered_from = self.last_index;
+            self.last_index = None;
+        }
         let mut new = Vec::new();
         for record in batch.records {
             if self.is_new(&record) {
@@ -43,7 +67,10 @@ impl NativeState {
             self.cursor = batch.next;
         }
         self.taken += new.len() as u64;
-        new
+        Taken {
+            records: new,
+            renumbered_from,
+        }
     }
 
     fn is_new(&self, record: &DeviceLogRecord) -> bool {
@@ -148,14 +175,14 @@ mod tests {
             records: vec![indexed(1, "a"), indexed(2, "b")],
             next: Some(LogCursor::Index(2)),
         });
-        assert_eq!(messages(&first), ["a", "b"]);
+        assert_eq!(messages(&first.records), ["a", "b"]);
         assert_eq!(state.cursor, Some(LogCursor::Index(2)));
         // A device that ignores the cursor sends everything again, plus one new record.
         let second = state.take_new(LogBatch {
             records: vec![indexed(1, "a"), indexed(2, "b"), indexed(3, "c")],
             next: Some(LogCursor::Index(3)),
         });
-        assert_eq!(messages(&second), ["c"]);
+        assert_eq!(messages(&second.records), ["c"]);
         assert_eq!(state.taken, 3);
     }
 
@@ -166,7 +193,7 @@ mod tests {
             records: vec![timed(10, "a"), timed(20, "b"), timed(20, "c")],
             next: None,
         });
-        assert_eq!(messages(&first), ["a", "b", "c"]);
+        assert_eq!(messages(&first.records), ["a", "b", "c"]);
         let second = state.take_new(LogBatch {
             records: vec![
                 timed(10, "a"),
@@ -178,7 +205,7 @@ mod tests {
             next: None,
         });
         assert_eq!(
-            messages(&second),
+            messages(&second.records),
             ["d", "e"],
             "same-second records are told apart by content"
         );
@@ -186,6 +213,32 @@ mod tests {
             state.cursor, None,
             "a batch without a cursor keeps the last one"
         );
+    }
+
+    #[test]
+    fn a_device_that_numbers_its_log_anew_should_have_its_new_records_taken() {
+        let mut state = NativeState::default();
+        let before = state.take_new(LogBatch {
+            records: vec![
+                indexed(9_999, "old"),
+                indexed(10_000, "last before restart"),
+            ],
+            next: Some(LogCursor::Index(10_000)),
+        });
+        assert_eq!(before.renumbered_from, None);
+        // The device restarted: asked for records after 10 000, the adapter read all it holds.
+        let after = state.take_new(LogBatch {
+            records: vec![indexed(1, "power on"), indexed(2, "fan started")],
+            next: Some(LogCursor::Index(2)),
+        });
+        assert_eq!(messages(&after.records), ["power on", "fan started"]);
+        assert_eq!(after.renumbered_from, Some(10_000));
+        let then = state.take_new(LogBatch {
+            records: vec![indexed(2, "fan started"), indexed(3, "setpoint changed")],
+            next: Some(LogCursor::Index(3)),
+        });
+        assert_eq!(messages(&then.records), ["setpoint changed"]);
+        assert_eq!(then.renumbered_from, None);
     }
 
     #[test]

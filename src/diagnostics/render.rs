@@ -22,7 +22,9 @@ use super::record::LogRecord;
 fn native_attributes(native: &NativeStatus) -> String {
     match native {
         NativeStatus::None => r#" native="none""#.to_owned(),
+        NativeStatus::Read { at_ms: None } => r#" native="unread""#.to_owned(),
         NativeStatus::Read { .. } => r#" native="read""#.to_owned(),
+        NativeStatus::NotAttached => r#" native="not-attached""#.to_owned(),
         NativeStatus::Failing(why) => {
             format!(r#" native="failing" nativeError="{}""#, escape(why))
         }
@@ -87,9 +89,19 @@ pub fn text(page: &LogPage) -> String {
 /// One record as a line of text (no newline).
 pub fn text_line(record: &LogRecord) -> String {
     let one_line = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace('\r', "\\r")
-            .replace('\n', "\\n")
+        // One record per line, and nothing a terminal would act on (a device's message may
+        // carry escape sequences).
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\r' => out.push_str("\\r"),
+                '\n' => out.push_str("\\n"),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out
     };
     let mut line = format!(
         "{} {} {}/{} #{} {}",
@@ -132,7 +144,9 @@ pub fn info_xml(info: &LogInfo, uris: &[String]) -> String {
     );
     let (status, error, read_at) = match &info.native {
         NativeStatus::None => ("none", String::new(), None),
+        NativeStatus::Read { at_ms: None } => ("unread", String::new(), None),
         NativeStatus::Read { at_ms } => ("read", String::new(), *at_ms),
+        NativeStatus::NotAttached => ("not-attached", String::new(), None),
         NativeStatus::Failing(why) => ("failing", why.clone(), None),
     };
     out.push_str(&format!(
@@ -219,6 +233,22 @@ mod tests {
             lines[0],
             r#"2026-11-24T02:30:00.123Z error gateway/error #12 a <b> & "c"\nnext line code=701 why="two words""#
         );
+    }
+
+    #[test]
+    fn text_should_not_pass_control_characters_to_a_terminal() {
+        let record = LogRecord::new(
+            1,
+            0,
+            Event::gateway(
+                Severity::Error,
+                Category::Error,
+                "red \u{1b}[31m alert\u{7}",
+            ),
+        );
+        let line = text_line(&record);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("red \\u{1b}[31m alert\\u{7}"), "{line}");
     }
 
     #[test]

@@ -628,18 +628,24 @@ impl Connection {
 /// plausible one; URLs in answers use it so the caller can reach them.
 fn request_host(headers: &hyper::HeaderMap) -> Option<String> {
     let host = headers.get(hyper::header::HOST)?.to_str().ok()?.trim();
-    let name = if host.starts_with('[') {
-        &host[..=host.find(']')?]
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => host,
-        }
+    if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal: only a real address is echoed back.
+        let (address, _) = rest.split_once(']')?;
+        return address
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| format!("[{a}]"));
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     };
+    // A name or an IPv4 address; anything else (an unbracketed IPv6 address, junk) makes the
+    // caller fall back to the served address.
     let plausible = (1..=253).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     plausible.then(|| name.to_owned())
 }
 
@@ -659,6 +665,36 @@ fn service_type_matches(called: &str, served: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plausible_hosts_should_be_echoed_into_urls() {
+        let host = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert(hyper::header::HOST, HeaderValue::from_str(value).unwrap());
+            request_host(&headers)
+        };
+        assert_eq!(
+            host("gw.example.net:49152").as_deref(),
+            Some("gw.example.net")
+        );
+        assert_eq!(host("192.0.2.7").as_deref(), Some("192.0.2.7"));
+        assert_eq!(
+            host("[2001:db8::5]:49152").as_deref(),
+            Some("[2001:db8::5]")
+        );
+        for junk in [
+            "::1",
+            "fe80::1",
+            "[x]",
+            "a]b",
+            "a b",
+            "",
+            "user@host",
+            "h/x",
+        ] {
+            assert_eq!(host(junk), None, "{junk:?}");
+        }
+    }
 
     #[test]
     fn a_lower_service_version_should_be_served_and_a_higher_one_not() {

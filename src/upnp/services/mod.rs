@@ -195,8 +195,9 @@ pub async fn call(
     };
     if action.access == Access::StateChanging && *caller == Caller::Anonymous {
         if let Target::Device(device) = target {
-            state.diagnostics.record(
+            state.diagnostics.record_limited(
                 &device.record().id,
+                &format!("refused {}#{}", spec.name, action.name),
                 crate::diagnostics::observe::refused_caller(spec.name, action.name),
             );
         }
@@ -517,8 +518,9 @@ fn note_error(
         error.code,
         error.description
     );
-    state.diagnostics.record(
+    state.diagnostics.record_limited(
         &device.record().id,
+        &format!("failed {service}#{action} {}", error.code),
         crate::diagnostics::observe::action_failed(service, action, error.code, &error.description),
     );
     device.update_live(|live| live.last_error = text.clone());
