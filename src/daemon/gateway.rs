@@ -244,9 +244,13 @@ impl Gateway {
             registry,
             firmware,
             diagnostics,
+            config,
             ..
         } = self;
-        diagnostics.stop();
+        // Half the grace: the face's byebyes and the links' closing need the rest.
+        diagnostics
+            .shutdown(config.gateway.shutdown_grace / 2)
+            .await;
         firmware.shutdown().await;
         drop(firmware);
         drop(devices);

@@ -30,6 +30,13 @@ enum Freshness {
     Recent,
 }
 
+/// Awaits every task (their panics are the tasks' own business: logged by the runtime).
+async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 /// A device the engine keeps a log for.
 #[derive(Debug, Clone)]
 pub struct DeviceEntry {
@@ -155,6 +162,10 @@ struct Inner {
     /// Woken when records arrive, for the export sinks.
     arrived: Notify,
     tasks: RwLock<Vec<JoinHandle<()>>>,
+    /// The export sinks' tasks, which get a last round at shutdown.
+    exporters: RwLock<Vec<JoinHandle<()>>>,
+    /// Turns true when the gateway stops.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The diagnostics engine; cheap to clone.
@@ -201,6 +212,8 @@ impl DiagnosticsEngine {
                 devices,
                 arrived: Notify::new(),
                 tasks: RwLock::new(Vec::new()),
+                exporters: RwLock::new(Vec::new()),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -235,10 +248,55 @@ impl DiagnosticsEngine {
         write(&self.inner.tasks).push(task);
     }
 
-    /// Stops the background reads and the export sinks.
+    /// Adds an export sink's task: at shutdown it is told to write what it has left and given
+    /// the grace period to finish.
+    pub fn adopt_exporter(&self, task: JoinHandle<()>) {
+        write(&self.inner.exporters).push(task);
+    }
+
+    /// Turns true when the gateway stops; export sinks then write what they have and end.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// Stops the background reads and the export sinks at once.
     pub fn stop(&self) {
+        for task in write(&self.inner.tasks)
+            .drain(..)
+            .chain(write(&self.inner.exporters).drain(..))
+        {
+            task.abort();
+        }
+    }
+
+    /// Stops the background reads, lets the export sinks write what they hold within `grace`,
+    /// then stops them; records no sink could write are counted in the log (they are lost with
+    /// the gateway's memory).
+    pub async fn shutdown(&self, grace: Duration) {
         for task in write(&self.inner.tasks).drain(..) {
             task.abort();
+        }
+        self.inner.closing.send_replace(true);
+        let exporters: Vec<JoinHandle<()>> = write(&self.inner.exporters).drain(..).collect();
+        let aborts: Vec<_> = exporters.iter().map(JoinHandle::abort_handle).collect();
+        let all = futures_join_all(exporters);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        for (sink, spec) in self.inner.sinks.iter().enumerate() {
+            let unwritten: u64 = self
+                .inner
+                .devices
+                .values()
+                .map(|log| read(&log.ring).unexported(sink))
+                .sum();
+            if unwritten > 0 {
+                tracing::warn!(
+                    sink = %spec.label(),
+                    unwritten,
+                    "diagnostics records were not exported before the stop and are lost with the gateway's memory"
+                );
+            }
         }
     }
 

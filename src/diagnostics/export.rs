@@ -58,7 +58,7 @@ fn start_timed(engine: &DiagnosticsEngine, hostname: &str, timing: Timing) {
         }
         let writer = Writer::new(spec, hostname);
         let exporter = Exporter::new(engine, sink, spec, writer, timing);
-        engine.adopt(tokio::spawn(exporter.run()));
+        engine.adopt_exporter(tokio::spawn(exporter.run()));
     }
 }
 

@@ -308,6 +308,14 @@ impl Ring {
         }
     }
 
+    /// How many records held sink `sink` has not written.
+    pub fn unexported(&self, sink: usize) -> u64 {
+        self.exports.iter().find(|m| m.sink == sink).map_or(0, |m| {
+            let start = self.records.partition_point(|r| r.seq <= m.exported);
+            (self.records.len() - start) as u64
+        })
+    }
+
     /// Whether sink `sink` has records to write.
     pub fn has_unexported(&self, sink: usize) -> bool {
         self.exports

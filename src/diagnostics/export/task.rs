@@ -174,13 +174,20 @@ impl Exporter {
         }
     }
 
-    /// Exports until aborted.
+    /// Exports until aborted, or until the engine closes: then it writes what it holds (while
+    /// the sink works) and ends.
     pub(super) async fn run(mut self) {
         let devices = self.engine.sink_devices(self.sink);
+        let mut closing = self.engine.closing();
         let mut failing = false;
         let mut backoff = self.timing.backoff_first;
         loop {
-            match self.round(&devices).await {
+            let last_round = *closing.borrow_and_update();
+            let result = self.round(&devices).await;
+            if last_round && !matches!(&result, Ok(Round { more: true, .. })) {
+                return;
+            }
+            match result {
                 Ok(round) => {
                     if failing && round.wrote {
                         tracing::info!(sink = %self.label, "diagnostics export works again");
@@ -196,6 +203,7 @@ impl Exporter {
                     tokio::select! {
                         () = self.engine.arrived() => {}
                         () = tokio::time::sleep(self.timing.tick) => {}
+                        _ = closing.changed() => {}
                     }
                 }
                 Err(e) => {
@@ -210,7 +218,11 @@ impl Exporter {
                         );
                         failing = true;
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        // The sink is failing: nothing more to try at the stop.
+                        _ = closing.changed() => return,
+                    }
                     backoff = (backoff * 2).min(self.timing.backoff_max);
                 }
             }

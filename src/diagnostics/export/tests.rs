@@ -389,3 +389,43 @@ async fn a_burst_that_overflows_the_ring_of_a_working_sink_should_be_reported_on
         .count();
     assert_eq!(warnings, 1, "one warning record for one burst");
 }
+
+#[tokio::test]
+async fn a_stop_should_write_what_the_sinks_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display();
+    let engine = engine(
+        &format!(
+            "[diagnostics]\nring_size = 2097152\nfile = {{ directory = \"{root}\", max_size = 104857600 }}\n"
+        ),
+        &[("ahu-1", None)],
+    );
+    for i in 0..3000 {
+        engine.record("ahu-1", event(&format!("record {i}")));
+    }
+    start_timed(&engine, "gw-test", FAST);
+    // Twelve batches of 256 to write: the stop comes long before they are done.
+    engine.shutdown(PATIENCE).await;
+    let lines = std::fs::read_to_string(format!("{root}/gateway.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3000);
+    assert_eq!(engine.info("ahu-1").unwrap().ring.exports[0].exported, 3000);
+}
+
+#[tokio::test]
+async fn a_stop_should_not_wait_for_a_failing_sink() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let collector = closed.local_addr().unwrap();
+    drop(closed);
+    let engine = engine(
+        &format!(
+            "[diagnostics]\nsyslog = {{ collector = \"{collector}\", transport = \"tcp\" }}\n"
+        ),
+        &[("ahu-1", None)],
+    );
+    engine.record("ahu-1", event("never delivered"));
+    start_timed(&engine, "gw-test", FAST);
+    let started = tokio::time::Instant::now();
+    engine.shutdown(PATIENCE).await;
+    assert!(started.elapsed() < PATIENCE / 2, "{:?}", started.elapsed());
+    assert_eq!(engine.info("ahu-1").unwrap().ring.exports[0].exported, 0);
+}
