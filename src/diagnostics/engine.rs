@@ -17,17 +17,18 @@ use super::ring::{ExportBatch, Filter, Ring, RingStats};
 use crate::config::{Config, SinkSpec};
 use crate::utc::unix_ms;
 
-/// A fetch of a device's own log that ended this recently is not repeated for a controller's
-/// read (concurrent reads share one).
-pub const FRESH: Duration = Duration::from_secs(1);
 /// While a device's own log cannot be read, a controller's read tries it again at most this
 /// often (the periodic fetch keeps its own interval).
 pub const RETRY_FAILING: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Freshness {
+    /// Fetch now (the periodic task).
     Always,
-    Recent,
+    /// Unless a fetch started after `.0` fetches had started (a controller's read: one that
+    /// started after it asked has what it wants), or the log is failing and was tried within
+    /// [`RETRY_FAILING`].
+    SinceRequest(u64),
 }
 
 /// Awaits every task (their panics are the tasks' own business: logged by the runtime).
@@ -135,6 +136,8 @@ struct DeviceLog {
     native_read_ms: RwLock<Option<u64>>,
     /// Records that callers can cause, by kind: how many were recorded in the current window.
     limits: RwLock<BTreeMap<String, Limit>>,
+    /// Fetches of the device's own log started so far.
+    fetches_started: std::sync::atomic::AtomicU64,
 }
 
 /// At most [`LIMITED_PER_WINDOW`] records of one kind per [`LIMIT_WINDOW`] and device.
@@ -199,6 +202,7 @@ impl DiagnosticsEngine {
                     native_failing: RwLock::new(None),
                     native_read_ms: RwLock::new(None),
                     limits: RwLock::new(BTreeMap::new()),
+                    fetches_started: std::sync::atomic::AtomicU64::new(0),
                 };
                 (d.id, Arc::new(log))
             })
@@ -385,12 +389,20 @@ impl DiagnosticsEngine {
         self.fetch_native(device, Freshness::Always).await
     }
 
-    /// Like [`Self::refresh`], for a controller's read: concurrent reads share one fetch, a
-    /// fetch that ended less than [`FRESH`] ago is not repeated, and while the device's log
-    /// cannot be read it is tried at most every [`RETRY_FAILING`], so that callers (anonymous
-    /// ones included) cannot drive traffic to the device faster than that.
+    /// Like [`Self::refresh`], for a controller's read: reads waiting together share one fetch
+    /// (one that started after a read asked serves it), and while the device's log cannot be
+    /// read it is tried at most every [`RETRY_FAILING`], so that callers (anonymous ones
+    /// included) drive at most one fetch at a time to the device, and few to a silent one.
     pub async fn refresh_on_demand(&self, device: &str) -> Result<usize, String> {
-        self.fetch_native(device, Freshness::Recent).await
+        let started = self
+            .device(device)
+            .map(|log| {
+                log.fetches_started
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .unwrap_or_default();
+        self.fetch_native(device, Freshness::SinceRequest(started))
+            .await
     }
 
     async fn fetch_native(&self, device: &str, freshness: Freshness) -> Result<usize, String> {
@@ -402,18 +414,20 @@ impl DiagnosticsEngine {
             return Ok(0);
         };
         let mut state = log.native.lock().await;
-        if freshness == Freshness::Recent
-            && let Some(at) = state.last_attempt
-        {
-            let wait = if state.failing.is_some() {
-                RETRY_FAILING
-            } else {
-                FRESH
-            };
-            if at.elapsed() < wait {
+        if let Freshness::SinceRequest(started) = freshness {
+            let now_started = log
+                .fetches_started
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let retrying_too_soon = state.failing.is_some()
+                && state
+                    .last_attempt
+                    .is_some_and(|at| at.elapsed() < RETRY_FAILING);
+            if now_started > started || retrying_too_soon {
                 return Ok(0);
             }
         }
+        log.fetches_started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let fetched =
             tokio::time::timeout(self.inner.fetch_timeout, source.fetch(state.cursor)).await;
         let now = SystemTime::now();
