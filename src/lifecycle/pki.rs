@@ -1,0 +1,15 @@
+//! The gateway's PKI for device identities (DESIGN.md §5):
+//!
+//! - [`keys`]: private keys, used only through one trait so that a TPM or PKCS#11 backend can
+//!   be added; the file backend refuses keys others may read.
+//! - [`ca`]: the issuing CA: an identity certificate per virtual device (subject: device id,
+//!   protocol, address) and the CRL of revoked ones.
+
+pub mod ca;
+pub mod keys;
+
+pub use ca::{CaError, DeviceSubject, Issued, IssuingCa, Revoked};
+pub use keys::{FileKey, KeyError, SigningKeyHandle};
+
+#[cfg(test)]
+mod tests;
