@@ -29,12 +29,27 @@ pub fn unix_ms(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The inverse of [`unix_ms`].
+pub fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 /// RFC 3339 with milliseconds, `2026-11-24T02:30:00.123Z`; times past year 9999 (only from a
 /// corrupt source) are written as milliseconds instead of panicking.
 pub fn format_ms(ms: u64) -> String {
+    format_with(ms, |t| humantime::format_rfc3339_millis(t).to_string())
+}
+
+/// RFC 3339 to the second, `2026-11-24T02:30:00Z` (the UPnP dateTime form); the same guard as
+/// [`format_ms`].
+pub fn format_seconds(ms: u64) -> String {
+    format_with(ms, |t| humantime::format_rfc3339_seconds(t).to_string())
+}
+
+fn format_with(ms: u64, format: impl FnOnce(SystemTime) -> String) -> String {
     const YEAR_10000_MS: u64 = 253_402_300_800_000;
     match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
-        Some(time) if ms < YEAR_10000_MS => humantime::format_rfc3339_millis(time).to_string(),
+        Some(time) if ms < YEAR_10000_MS => format(time),
         _ => format!("{ms} ms after 1970-01-01 UTC"),
     }
 }
@@ -58,5 +73,7 @@ mod tests {
         let at = parse("2026-11-24T02:30:00.250Z").unwrap();
         assert_eq!(format_ms(unix_ms(at)), "2026-11-24T02:30:00.250Z");
         assert!(format_ms(u64::MAX).contains("ms after"));
+        assert_eq!(format_seconds(unix_ms(at)), "2026-11-24T02:30:00Z");
+        assert!(format_seconds(u64::MAX).contains("ms after"));
     }
 }

@@ -250,11 +250,10 @@ impl Config {
 
     /// The indices in [`Config::export_sinks`] of the sinks that export a device of `group`.
     pub fn sinks_for(&self, group: Option<&str>) -> Vec<usize> {
-        let own = group
-            .and_then(|g| self.group(g))
-            .and_then(|g| g.diagnostics.as_ref())
-            .map(|_| SinkScope::Group(group.unwrap_or_default().to_owned()));
-        let wanted = own.unwrap_or(SinkScope::Default);
+        let wanted = match group.and_then(|g| self.group(g)) {
+            Some(g) if g.diagnostics.is_some() => SinkScope::Group(g.name.clone()),
+            _ => SinkScope::Default,
+        };
         self.export_sinks()
             .iter()
             .enumerate()

@@ -191,7 +191,7 @@ impl Gateway {
             diagnostics.record_at(&id, now, observe::attach_failed(&error, &hint));
         }
         diagnostics.start_fetching();
-        diagnostics::export::start_with(&diagnostics, &config.gateway.id);
+        diagnostics::export::start(&diagnostics, &config.gateway.id);
         diagnostics.adopt(tokio::spawn(observe::follow_firmware(
             diagnostics.clone(),
             Arc::clone(&firmware),

@@ -131,8 +131,10 @@ struct DeviceLog {
     profile: Arc<Profile>,
     link: Option<Arc<dyn DeviceLink>>,
     native: tokio::sync::Mutex<NativeState>,
-    /// A copy of `native.failing` readable without awaiting.
+    /// Why the last read of the device's own log failed, while it keeps failing. Outside
+    /// `native` so that GetLogInfo and pages read it without awaiting a fetch in progress.
     native_failing: RwLock<Option<String>>,
+    /// When the device's own log was last read successfully (ms since the Unix epoch).
     native_read_ms: RwLock<Option<u64>>,
     /// Records that callers can cause, by kind: how many were recorded in the current window.
     limits: RwLock<BTreeMap<String, Limit>>,
@@ -418,7 +420,7 @@ impl DiagnosticsEngine {
             let now_started = log
                 .fetches_started
                 .load(std::sync::atomic::Ordering::SeqCst);
-            let retrying_too_soon = state.failing.is_some()
+            let retrying_too_soon = read(&log.native_failing).is_some()
                 && state
                     .last_attempt
                     .is_some_and(|at| at.elapsed() < RETRY_FAILING);
@@ -442,7 +444,7 @@ impl DiagnosticsEngine {
                         humantime::format_duration(self.inner.fetch_timeout)
                     ),
                 };
-                if state.failing.is_none() {
+                if read(&log.native_failing).is_none() {
                     self.record_at(
                         device,
                         now,
@@ -454,13 +456,11 @@ impl DiagnosticsEngine {
                         .with("operation", "log-fetch"),
                     );
                 }
-                state.failing = Some(why.clone());
                 *write(&log.native_failing) = Some(why.clone());
                 return Err(why);
             }
         };
-        if state.failing.take().is_some() {
-            *write(&log.native_failing) = None;
+        if write(&log.native_failing).take().is_some() {
             self.record_at(
                 device,
                 now,
@@ -487,8 +487,7 @@ impl DiagnosticsEngine {
         }
         let new = taken.records;
         let count = new.len();
-        state.last_fetch_ms = Some(unix_ms(now));
-        *write(&log.native_read_ms) = state.last_fetch_ms;
+        *write(&log.native_read_ms) = Some(unix_ms(now));
         if count > 0 {
             let mut ring = write(&log.ring);
             for record in new {
@@ -603,13 +602,7 @@ impl DiagnosticsEngine {
         self.inner
             .devices
             .iter()
-            .filter(|(_, log)| {
-                read(&log.ring)
-                    .stats()
-                    .exports
-                    .iter()
-                    .any(|m| m.sink == sink)
-            })
+            .filter(|(_, log)| read(&log.ring).exports_to(sink))
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -638,14 +631,6 @@ impl DiagnosticsEngine {
         if let Ok(log) = self.device(device) {
             write(&log.ring).export_failed(sink);
         }
-    }
-
-    /// Whether sink `sink` has records of any device to write.
-    pub fn has_unexported(&self, sink: usize) -> bool {
-        self.inner
-            .devices
-            .values()
-            .any(|log| read(&log.ring).has_unexported(sink))
     }
 
     /// Waits until records arrive (or returns at once if some arrived since the last wait of

@@ -39,15 +39,9 @@ pub enum ExportError {
     WriterStopped(String),
 }
 
-/// Starts one task per export sink of `engine`; the engine stops them. Syslog messages name
-/// this host by its kernel host name: prefer [`start_with`] and the gateway id.
-pub fn start(engine: &DiagnosticsEngine) {
-    start_with(engine, &system_hostname());
-}
-
 /// Starts one task per export sink of `engine` (none for a sink without devices); syslog
 /// messages carry `hostname` (the gateway id) as HOSTNAME. The engine stops them.
-pub fn start_with(engine: &DiagnosticsEngine, hostname: &str) {
+pub fn start(engine: &DiagnosticsEngine, hostname: &str) {
     start_timed(engine, hostname, Timing::default());
 }
 
@@ -60,13 +54,6 @@ fn start_timed(engine: &DiagnosticsEngine, hostname: &str, timing: Timing) {
         let exporter = Exporter::new(engine, sink, spec, writer, timing);
         engine.adopt_exporter(tokio::spawn(exporter.run()));
     }
-}
-
-/// The kernel's host name, or `-` (syslog's NILVALUE) when it cannot be read.
-fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "-".to_owned())
 }
 
 #[cfg(test)]

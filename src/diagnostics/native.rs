@@ -21,10 +21,6 @@ pub struct NativeState {
     last_time: Option<SystemTime>,
     /// Digests of the records taken at `last_time` (several records may share a timestamp).
     at_last_time: HashSet<u64>,
-    /// Why the last fetch failed, while it keeps failing.
-    pub failing: Option<String>,
-    /// When the log was last read successfully (ms since the Unix epoch).
-    pub last_fetch_ms: Option<u64>,
     /// Records taken since the start.
     pub taken: u64,
     /// When the last fetch was tried, and when it ended.

@@ -71,11 +71,6 @@ impl Category {
     }
 }
 
-/// The name of a severity as outputs and filters spell it (`error`, `informational`).
-pub fn severity_name(severity: Severity) -> String {
-    severity.to_string()
-}
-
 /// Parses a severity name (`error`), its RFC 5424 number (`3`) or the usual short forms
 /// (`err`, `warn`, `info`, `crit`, `emerg`); case does not matter.
 pub fn parse_severity(text: &str) -> Option<Severity> {

@@ -316,12 +316,9 @@ impl Ring {
         })
     }
 
-    /// Whether sink `sink` has records to write.
-    pub fn has_unexported(&self, sink: usize) -> bool {
-        self.exports
-            .iter()
-            .find(|m| m.sink == sink)
-            .is_some_and(|m| self.records.back().is_some_and(|r| r.seq > m.exported))
+    /// Whether this ring is exported to sink `sink`.
+    pub fn exports_to(&self, sink: usize) -> bool {
+        self.exports.iter().any(|m| m.sink == sink)
     }
 
     /// The ring's figures.

@@ -1,7 +1,5 @@
 //! What the registry keeps per device.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -72,16 +70,7 @@ pub fn gateway_udn(gateway_id: &str) -> Uuid {
     Uuid::new_v5(&gateway_namespace(gateway_id), b"gateway")
 }
 
-/// Milliseconds since the Unix epoch (0 for times before it).
-pub fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The inverse of [`unix_ms`].
-pub fn from_unix_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
+pub use crate::utc::{from_unix_ms, unix_ms};
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! The machine's own state beside the job (timeouts, reads of the running version), the
 //! mechanics every transition shares, and what the job says in the words details use.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::{
     Change, Command, ImageRef, Input, Job, MIN_CHECK_EVERY_MS, Machine, Phase, ResultCode, UnixMs,
@@ -162,11 +162,7 @@ impl Machine {
 /// A UTC time for details, `2024-01-01T02:30:00Z`; times past the year 9999 (which RFC 3339
 /// cannot write) as milliseconds.
 pub(crate) fn utc(ms: UnixMs) -> String {
-    const YEAR_10000_MS: u64 = 253_402_300_800_000;
-    match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
-        Some(time) if ms < YEAR_10000_MS => humantime::format_rfc3339_seconds(time).to_string(),
-        _ => format!("{ms} ms after 1970-01-01 UTC"),
-    }
+    crate::utc::format_seconds(ms)
 }
 
 /// A length of time for details, `1day 30m`.
