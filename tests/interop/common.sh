@@ -39,3 +39,28 @@ make_namespace() { # creates `ns` with a multicast-enabled loopback
 }
 
 in_ns() { ip netns exec "$ns" "$@"; } # command...: run it inside `ns`
+
+count_checks() { # prefix, file: each `ok`/`FAIL` line a peer script printed (checks.py) is a
+    # check here; its indented information lines are shown
+    local line
+    while IFS= read -r line; do
+        case "$line" in
+            "ok   "*) check "$1: ${line#ok   }" true ;;
+            "FAIL "*) check "$1: ${line#FAIL }" false ;;
+            "     "*) echo "$line" ;;
+        esac
+    done <"$2"
+}
+
+# diagnostics.py's checks, counted; needs `work`, `venv` and `here`. Sets `diag_out` to the
+# file of its output.
+diag_runs=0
+diag() { # command, name, description URL, options...
+    local out="$work/diag-$((++diag_runs))-$1.out" rc=0
+    in_ns "$venv/bin/python" "$here/diagnostics.py" "$@" >"$out" 2>&1 || rc=$?
+    count_checks diagnostics "$out"
+    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
+        check "diagnostics.py $1 $2 ran (exit $rc: $(tail -n 1 "$out"))" false
+    fi
+    diag_out="$out"
+}

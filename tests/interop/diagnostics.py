@@ -49,6 +49,8 @@ from async_upnp_client.aiohttp import AiohttpRequester
 from async_upnp_client.client_factory import UpnpFactory
 from async_upnp_client.exceptions import UpnpActionResponseError
 
+import checks  # tests/interop/checks.py, beside this script
+
 DIAGNOSTICS = "urn:iotmc-gateway-local:service:Diagnostics:1"
 BASIC_MANAGEMENT = "urn:schemas-upnp-org:service:BasicManagement:2"
 SEVERITIES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
@@ -61,27 +63,11 @@ def rank(severity):
     return SEVERITIES.index(severity) if severity in SEVERITIES else 99
 
 
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def report(self, name, ok, why=""):
-        if ok:
-            print(f"ok   {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {why}", flush=True)
-
-    async def run(self, name, check):
-        """Runs `check()`, which returns None when it passes or a reason when it does not."""
-        try:
-            why = await check()
-        except UpnpActionResponseError as e:
-            why = f"UPnPError {e.error_code}: {e.error_desc}"
-        except Exception as e:  # a transport or parse error counts as a failure
-            why = f"{type(e).__name__}: {e}"
-        self.report(name, why is None, why or "")
-        return why is None
+class Checks(checks.Checks):
+    def explain(self, error):
+        if isinstance(error, UpnpActionResponseError):
+            return f"UPnPError {error.error_code}: {error.error_desc}"
+        return super().explain(error)
 
 
 class Page:

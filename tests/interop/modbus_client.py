@@ -24,27 +24,9 @@ import sys
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu.file_message import FileRecord
 
+from checks import Checks  # tests/interop/checks.py, beside this script
+
 ILLEGAL_DATA_ADDRESS = 0x02
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def report(self, name, ok, why=""):
-        if ok:
-            print(f"ok   {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {why}", flush=True)
-
-    async def run(self, name, check):
-        """Runs `check()`, which returns None when it passes or a reason when it does not."""
-        try:
-            why = await check()
-        except Exception as e:  # a transport error or an exception reply counts as a failure
-            why = f"{type(e).__name__}: {e}"
-        self.report(name, why is None, why or "")
 
 
 def i16(word):

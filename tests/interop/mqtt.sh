@@ -573,22 +573,6 @@ check "the TLS gateway logs that it stopped" grep -q '"message":"stopped"' "$wor
 # E. Diagnostics: errors injected by stopping mosquitto, read back filtered through
 # async-upnp-client. diagnostics.py prints one `ok`/`FAIL` line per check (and information
 # lines, indented); each check counts here.
-diag_runs=0
-diag() { # command, name, description URL, options...: diagnostics.py's checks, counted
-    local out="$work/diag-$((++diag_runs))-$1.out" rc=0 line
-    in_ns "$venv/bin/python" "$here/diagnostics.py" "$@" >"$out" 2>&1 || rc=$?
-    while IFS= read -r line; do
-        case "$line" in
-            "ok   "*) check "diagnostics: ${line#ok   }" true ;;
-            "FAIL "*) check "diagnostics: ${line#FAIL }" false ;;
-            "     "*) echo "$line" ;;
-        esac
-    done <"$out"
-    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
-        check "diagnostics.py $1 $2 ran (exit $rc: $(tail -n 1 "$out"))" false
-    fi
-    diag_out="$out"
-}
 ahu_udn="$(udn_of "$ahu_url")"
 # label, description URL, UDN, a parameter GetValues reads
 mqtt_devices=(

@@ -157,12 +157,7 @@ modbus_setpoint="23.4"
 client_rc=0
 in_ns "$venv/bin/python" "$here/modbus_client.py" "$modbus_tcp_addr" --unit 1 --setpoint "$modbus_setpoint" \
     >"$work/modbus_client.out" 2>&1 || client_rc=$?
-while IFS= read -r line; do
-    case "$line" in
-        "ok   "*) check "pymodbus: ${line#ok   }" true ;;
-        "FAIL "*) check "pymodbus: ${line#FAIL }" false ;;
-    esac
-done <"$work/modbus_client.out"
+count_checks pymodbus "$work/modbus_client.out"
 client_checks="$(grep -c '^ok   ' "$work/modbus_client.out" || true)"
 check "the pymodbus client passed all its 7 checks and exited 0" test "$client_rc" = 0 -a "${client_checks:-0}" = 7
 
@@ -320,22 +315,6 @@ check "the controller now runs 1.1.0 on test" grep -q '"RunningVersion": "1.1.0"
 
 # 9. The diagnostics log through async-upnp-client. diagnostics.py prints one `ok`/`FAIL` line
 # per check (and information lines, indented); each check counts here.
-diag_runs=0
-diag() { # command, name, description URL, options...: diagnostics.py's checks, counted
-    local out="$work/diag-$((++diag_runs))-$1.out" rc=0 line
-    in_ns "$venv/bin/python" "$here/diagnostics.py" "$@" >"$out" 2>&1 || rc=$?
-    while IFS= read -r line; do
-        case "$line" in
-            "ok   "*) check "diagnostics: ${line#ok   }" true ;;
-            "FAIL "*) check "diagnostics: ${line#FAIL }" false ;;
-            "     "*) echo "$line" ;;
-        esac
-    done <"$out"
-    if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$out"; then
-        check "diagnostics.py $1 $2 ran (exit $rc: $(tail -n 1 "$out"))" false
-    fi
-    diag_out="$out"
-}
 # Every virtual device of the demo (its table, without the gateway's own line) and the profile it
 # is served with: the device's own records are expected exactly when the profile has `[logs]`.
 declare -A profile_of=(
