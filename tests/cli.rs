@@ -226,6 +226,7 @@ fn seeded_registry(dir: &Path) {
             lifecycle_since_ms: unix_ms(SystemTime::now()),
             config_version: 0,
             in_config: true,
+            group_assigned: false,
         };
         registry
             .insert_device(&record, "test", SystemTime::now())

@@ -230,7 +230,7 @@ async fn a_one_bank_device_whose_running_image_is_not_stored_should_not_be_updat
 async fn an_update_that_ended_just_before_a_crash_should_be_counted_by_its_campaign_at_restart() {
     use iotmc_gateway::firmware::campaign::{Campaign, CampaignState, NewCampaign};
     use iotmc_gateway::firmware::machine::{ImageRef, Machine, NewUpdate, Strategy};
-    use iotmc_gateway::registry::{FirmwareTable, Registry};
+    use iotmc_gateway::registry::{RecordTable, Registry};
 
     let dir = tempfile::tempdir().unwrap();
     let vendor = Vendor::new(dir.path());
@@ -275,10 +275,10 @@ async fn an_update_that_ended_just_before_a_crash_should_be_counted_by_its_campa
     {
         let registry = Registry::open(&state).unwrap();
         registry
-            .put_firmware(FirmwareTable::Campaigns, "campaign-1", &campaign)
+            .put_record(RecordTable::Campaigns, "campaign-1", &campaign)
             .unwrap();
         registry
-            .put_firmware(FirmwareTable::Jobs, "plug-1", machine.job())
+            .put_record(RecordTable::Jobs, "plug-1", machine.job())
             .unwrap();
     }
 

@@ -28,6 +28,7 @@ fn record(i: u64) -> DeviceRecord {
         lifecycle_since_ms: unix_ms(SystemTime::now()),
         config_version: 0,
         in_config: true,
+        group_assigned: false,
     }
 }
 

@@ -96,6 +96,7 @@ impl Gateway {
                 lifecycle_since_ms: unix_ms(now),
                 config_version: 0,
                 in_config: true,
+                group_assigned: false,
             })
             .collect();
         let cause = format!("declared in {}", config.source.path().display());

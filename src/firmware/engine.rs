@@ -34,7 +34,7 @@ use super::machine::{Job, Machine, NewUpdate, Phase};
 use super::signing::TrustedKeys;
 use super::store::{ImageStore, StoredImage};
 use crate::config::{Config, GroupConfig};
-use crate::registry::{FirmwareTable, Registry, unix_ms};
+use crate::registry::{RecordTable, Registry, unix_ms};
 use runner::Slot;
 
 /// Capacity of the notice channel; a forwarder that falls behind re-reads every value.
@@ -458,7 +458,7 @@ impl Inner {
     fn restore(self: &Arc<Self>) -> Result<(), String> {
         let jobs: Vec<(String, Job)> = self
             .registry
-            .firmware_records(FirmwareTable::Jobs)
+            .records(RecordTable::Jobs)
             .map_err(|e| e.to_string())?;
         let now = now_ms();
         for (device, job) in jobs {
@@ -499,7 +499,7 @@ impl Inner {
         }
         if let Err(e) = self
             .registry
-            .put_firmware(FirmwareTable::Jobs, &device.id, &job)
+            .put_record(RecordTable::Jobs, &device.id, &job)
         {
             tracing::error!(device = %device.id, error = %e, "cannot persist the firmware update; it will not survive a restart in this state");
         }
@@ -662,7 +662,7 @@ impl Inner {
         );
         let job = machine.job().clone();
         self.registry
-            .put_firmware(FirmwareTable::Jobs, device_id, &job)
+            .put_record(RecordTable::Jobs, device_id, &job)
             .map_err(|e| {
                 EngineError::Storage(format!(
                     "the update could not be persisted, so it was not scheduled: {e}"

@@ -35,20 +35,41 @@ const FIRMWARE_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("firmwa
 /// Firmware campaigns (JSON), by campaign id.
 const CAMPAIGNS: TableDefinition<&str, &[u8]> = TableDefinition::new("firmware_campaigns");
 
-/// A table of JSON records the firmware engine keeps in the registry database.
+/// Each virtual device's identity certificate (JSON), by device id.
+const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
+/// Revoked identity certificates (JSON), by serial (hex).
+const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+/// Finished batch configurations (JSON), by batch id.
+const BATCHES: TableDefinition<&str, &[u8]> = TableDefinition::new("batches");
+/// What is kept of decommissioned devices (JSON), by device id.
+const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+
+/// A table of JSON records kept in the registry database by key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirmwareTable {
+pub enum RecordTable {
     /// Each device's last firmware update, by device id.
     Jobs,
-    /// Campaigns, by id.
+    /// Firmware campaigns, by id.
     Campaigns,
+    /// Each virtual device's identity certificate and enrollment, by device id.
+    Identities,
+    /// Revoked identity certificates, by serial.
+    Revocations,
+    /// Finished batch configurations, by batch id.
+    Batches,
+    /// Audit records of decommissioned devices, by device id.
+    Audit,
 }
 
-impl FirmwareTable {
+impl RecordTable {
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Self::Jobs => FIRMWARE_JOBS,
             Self::Campaigns => CAMPAIGNS,
+            Self::Identities => IDENTITIES,
+            Self::Revocations => REVOCATIONS,
+            Self::Batches => BATCHES,
+            Self::Audit => AUDIT,
         }
     }
 }
@@ -404,10 +425,10 @@ impl Registry {
         })
     }
 
-    /// Stores a firmware record (one transaction, durable when this returns).
-    pub fn put_firmware(
+    /// Stores a record (one transaction, durable when this returns).
+    pub fn put_record(
         &self,
-        table: FirmwareTable,
+        table: RecordTable,
         key: &str,
         value: &impl serde::Serialize,
     ) -> Result<(), RegistryError> {
@@ -421,8 +442,31 @@ impl Registry {
         })
     }
 
-    /// Removes a firmware record.
-    pub fn remove_firmware(&self, table: FirmwareTable, key: &str) -> Result<(), RegistryError> {
+    /// One record of a table, if there is one under `key`.
+    pub fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        table: RecordTable,
+        key: &str,
+    ) -> Result<Option<T>, RegistryError> {
+        let txn = self.read()?;
+        let table = match txn.open_table(table.definition()) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let Some(bytes) = table.get(key).map_err(storage)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| RegistryError::Corrupt {
+                id: key.to_owned(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Removes a record.
+    pub fn remove_record(&self, table: RecordTable, key: &str) -> Result<(), RegistryError> {
         self.write(|txn| {
             txn.open_table(table.definition())
                 .map_err(storage)?
@@ -432,11 +476,11 @@ impl Registry {
         })
     }
 
-    /// Every record of a firmware table, by key. A record that does not decode is an error
+    /// Every record of a table, by key. A record that does not decode is an error
     /// naming it.
-    pub fn firmware_records<T: serde::de::DeserializeOwned>(
+    pub fn records<T: serde::de::DeserializeOwned>(
         &self,
-        table: FirmwareTable,
+        table: RecordTable,
     ) -> Result<Vec<(String, T)>, RegistryError> {
         let txn = self.read()?;
         let table = match txn.open_table(table.definition()) {
@@ -453,7 +497,7 @@ impl Registry {
                 let value =
                     serde_json::from_slice(bytes.value()).map_err(|e| RegistryError::Corrupt {
                         id: key.clone(),
-                        detail: format!("firmware record: {e}"),
+                        detail: e.to_string(),
                     })?;
                 Ok((key, value))
             })
@@ -517,6 +561,12 @@ impl Registry {
                             lifecycle: old.lifecycle,
                             lifecycle_since_ms: old.lifecycle_since_ms,
                             config_version: old.config_version,
+                            group: if old.group_assigned {
+                                old.group.clone()
+                            } else {
+                                wanted.group.clone()
+                            },
+                            group_assigned: old.group_assigned,
                             ..wanted.clone()
                         };
                         // A new protocol address is a different physical device: whatever was

@@ -31,6 +31,10 @@ pub struct DeviceRecord {
     pub config_version: u64,
     /// Whether the current config file declares the device.
     pub in_config: bool,
+    /// Whether an operator assigned `group` (approval, AssignGroup): the config's `group` is
+    /// then only where the device started, and a restart keeps the operator's choice.
+    #[serde(default)]
+    pub group_assigned: bool,
 }
 
 /// One lifecycle transition, kept for the device's history.

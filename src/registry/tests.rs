@@ -19,6 +19,7 @@ fn record(id: &str, address: &str) -> DeviceRecord {
         lifecycle_since_ms: unix_ms(at(0)),
         config_version: 0,
         in_config: true,
+        group_assigned: false,
     }
 }
 

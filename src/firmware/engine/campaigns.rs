@@ -10,7 +10,7 @@ use super::super::campaign::{Campaign, CampaignState, NewCampaign, Slot, parse_t
 use super::super::machine::Job;
 use super::super::store::hex;
 use super::{EngineError, Inner, Notice, new_id, now_ms, read, write};
-use crate::registry::{FirmwareTable, unix_ms};
+use crate::registry::{RecordTable, unix_ms};
 
 /// How often campaigns look for devices to start (start times, freed slots).
 const TICK: Duration = Duration::from_secs(1);
@@ -21,7 +21,7 @@ const TICK: Duration = Duration::from_secs(1);
 pub(super) fn restore(inner: &Inner) -> Result<(), String> {
     let campaigns: Vec<(String, Campaign)> = inner
         .registry
-        .firmware_records(FirmwareTable::Campaigns)
+        .records(RecordTable::Campaigns)
         .map_err(|e| e.to_string())?;
     write(&inner.campaigns).extend(campaigns);
     let ended: Vec<Job> = read(&inner.slots)
@@ -108,7 +108,7 @@ fn change(inner: &Inner, id: &str, f: impl FnOnce(&mut Campaign)) -> Option<Camp
     };
     if let Err(e) = inner
         .registry
-        .put_firmware(FirmwareTable::Campaigns, id, &campaign)
+        .put_record(RecordTable::Campaigns, id, &campaign)
     {
         tracing::error!(campaign = %id, error = %e, "cannot persist the campaign");
     }
@@ -198,7 +198,7 @@ pub(super) fn start(
     );
     inner
         .registry
-        .put_firmware(FirmwareTable::Campaigns, &id, &campaign)
+        .put_record(RecordTable::Campaigns, &id, &campaign)
         .map_err(|e| EngineError::Storage(format!("the campaign could not be persisted: {e}")))?;
     tracing::info!(campaign = %id, devices = campaign.devices.len(), version = %stored.manifest.version, "firmware campaign started");
     inner.send(Notice::Campaign {

@@ -123,6 +123,7 @@ pub fn register_events(state: &FaceState) {
                 vec![
                     ("InventoryVersion".into(), "1".into()),
                     ("FirmwareCampaignStatus".into(), String::new()),
+                    ("EnrollmentUpdate".into(), String::new()),
                 ],
             );
         }

@@ -319,8 +319,10 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
             arguments: &[
                 i("DeviceDescriptionURL", "A_ARG_TYPE_String"),
                 o("EnrollmentState", "A_ARG_TYPE_String"),
+                o("DeviceUDN", "A_ARG_TYPE_String"),
+                o("Detail", "A_ARG_TYPE_String"),
             ],
-            access: CHANGE,
+            access: READ,
             missing: Some(ENROLLMENT_ENGINE),
         },
         Action {
@@ -328,6 +330,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
             arguments: &[
                 i("DeviceUDN", "A_ARG_TYPE_String"),
                 i("Group", "A_ARG_TYPE_String"),
+                o("LifecycleState", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
             missing: Some(ENROLLMENT_ENGINE),
@@ -342,11 +345,31 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
             missing: Some(ENROLLMENT_ENGINE),
         },
         Action {
+            name: "AssignGroup",
+            arguments: &[
+                i("DeviceUDN", "A_ARG_TYPE_String"),
+                i("Group", "A_ARG_TYPE_String"),
+            ],
+            access: CHANGE,
+            missing: Some(ENROLLMENT_ENGINE),
+        },
+        Action {
+            name: "DecommissionDevice",
+            arguments: &[
+                i("DeviceUDN", "A_ARG_TYPE_String"),
+                i("Reason", "A_ARG_TYPE_String"),
+                o("Result", "A_ARG_TYPE_String"),
+            ],
+            access: CHANGE,
+            missing: Some(ENROLLMENT_ENGINE),
+        },
+        Action {
             name: "BatchSetValues",
             arguments: &[
                 i("BatchId", "A_ARG_TYPE_String"),
                 i("Targets", "A_ARG_TYPE_String"),
                 i("ParameterValueList", "A_ARG_TYPE_String"),
+                i("MaxConcurrent", "A_ARG_TYPE_Count"),
                 o("Results", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
@@ -396,6 +419,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
     variables: &[
         StateVariable::evented("InventoryVersion", DataType::Ui4),
         StateVariable::evented("FirmwareCampaignStatus", DataType::String),
+        StateVariable::evented("EnrollmentUpdate", DataType::String),
         StateVariable::arg("A_ARG_TYPE_String", DataType::String),
         StateVariable::arg("A_ARG_TYPE_DateTime", DataType::DateTime),
         StateVariable::arg("A_ARG_TYPE_Count", DataType::Ui4),
@@ -487,9 +511,10 @@ mod tests {
             "ScheduleFirmwareUpdate",
             "CancelFirmwareUpdate",
             "ClearDiagnosticsLog",
-            "Enroll",
             "ApproveEnrollment",
             "RejectEnrollment",
+            "AssignGroup",
+            "DecommissionDevice",
             "BatchSetValues",
             "StartFirmwareCampaign",
             "PauseFirmwareCampaign",
