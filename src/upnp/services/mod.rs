@@ -2,6 +2,7 @@
 //! this caller call it, are the arguments right, is its engine built), then the action itself
 //! through the adapter contract, and the events its outcome causes.
 
+mod batch;
 pub mod cms;
 pub mod diagnostics;
 pub mod errors;
@@ -238,7 +239,7 @@ pub async fn call(
         Caller::Anonymous => None,
     };
     match target {
-        Target::Gateway => gateway_action(state, action.name, &args),
+        Target::Gateway => gateway_action(state, action.name, &args, caller).await,
         Target::Device(device) => {
             let request = Request {
                 spec,
@@ -267,10 +268,11 @@ pub async fn call(
     }
 }
 
-fn gateway_action(
+async fn gateway_action(
     state: &FaceState,
     action: &str,
     args: &[&str],
+    caller: &Caller,
 ) -> Result<Vec<(&'static str, String)>, UpnpError> {
     match action {
         "GetInventory" => {
@@ -296,6 +298,7 @@ fn gateway_action(
         | "ResumeFirmwareCampaign"
         | "AbortFirmwareCampaign"
         | "GetFirmwareCampaignStatus" => firmware::campaign_action(state, action, args),
+        "BatchSetValues" => batch::batch_set_values(state, args, caller).await,
         other => Err(UpnpError::action_failed(format!(
             "internal: {other} has no handler"
         ))),
