@@ -204,10 +204,11 @@ async fn serve(
                             return;
                         }
                     };
-                    let caller = match stream.get_ref().1.peer_certificates() {
-                        Some([leaf, ..]) => Caller::Operator {
-                            subject: super::tls::subject(leaf),
-                        },
+                    let caller = match (
+                        stream.get_ref().1.peer_certificates(),
+                        &site.state.client_trust,
+                    ) {
+                        (Some(chain), Some(trust)) => trust.classify(chain),
                         _ => Caller::Anonymous,
                     };
                     let ctx = Connection {

@@ -36,6 +36,32 @@ pub enum Caller {
         /// The certificate's subject, for the log.
         subject: String,
     },
+    /// HTTPS with a device identity certificate (the issuing CA's or a `[trust] device_cas`
+    /// one, not revoked): it may enroll, nothing else that changes state.
+    Device {
+        /// The certificate's subject.
+        subject: String,
+        /// The chain presented, leaf first.
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    },
+    /// HTTPS with a certificate the gateway does not accept: treated as anonymous, and told
+    /// why when it tries more.
+    Untrusted {
+        /// The certificate's subject.
+        subject: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+impl Caller {
+    /// The operator's certificate subject, when the caller is an operator.
+    pub fn operator(&self) -> Option<&str> {
+        match self {
+            Self::Operator { subject } => Some(subject),
+            _ => None,
+        }
+    }
 }
 
 /// The gateway's own root device.
@@ -74,6 +100,12 @@ pub struct FaceState {
     pub http_port: u16,
     /// Host part of URLs handed out when the request named none: the first served address.
     pub default_host: String,
+    /// Who may call over HTTPS (when it is served).
+    pub client_trust: Option<Arc<crate::upnp::tls::ClientTrust>>,
+    /// Device identities and enrollments (when enrollment is on).
+    pub identities: Option<Arc<crate::lifecycle::Identities>>,
+    /// The configuration (groups, their defaults and zero-touch rules).
+    pub config: Arc<crate::config::Config>,
 }
 
 /// What a control URL addresses.
@@ -195,7 +227,7 @@ pub async fn call(
                 .join(", ")
         )));
     };
-    if action.access == Access::StateChanging && *caller == Caller::Anonymous {
+    if action.access == Access::StateChanging && caller.operator().is_none() {
         if let Target::Device(device) = target {
             state.diagnostics.record_limited(
                 &device.record().id,
@@ -203,8 +235,17 @@ pub async fn call(
                 crate::diagnostics::observe::refused_caller(spec.name, action.name),
             );
         }
+        let presented = match caller {
+            Caller::Untrusted { subject, reason } => {
+                format!("the client certificate `{subject}` is not accepted: {reason}; ")
+            }
+            Caller::Device { subject, .. } => {
+                format!("`{subject}` is a device identity certificate, which may only enroll; ")
+            }
+            _ => String::new(),
+        };
         return Err(UpnpError::not_authorized(format!(
-            "{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
+            "{presented}{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
             action.name,
             state
                 .https_port
@@ -231,13 +272,10 @@ pub async fn call(
             spec.name, action.name
         )));
     }
-    let operator = match caller {
-        Caller::Operator { subject } => {
-            tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
-            Some(subject.as_str())
-        }
-        Caller::Anonymous => None,
-    };
+    let operator = caller.operator();
+    if let Some(subject) = operator {
+        tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
+    }
     match target {
         Target::Gateway => gateway_action(state, action.name, &args, caller).await,
         Target::Device(device) => {
