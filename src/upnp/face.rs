@@ -146,7 +146,16 @@ impl UpnpFace {
             client_trust,
             identities: gateway.identities().cloned(),
             config: Arc::new(config.clone()),
+            ssdp_devices: std::sync::OnceLock::new(),
         });
+        if let Some(identities) = &state.identities {
+            identities.set_crl_url(format!(
+                "http://{}{}",
+                SocketAddr::new(default_host, http_addr.port()),
+                http::CRL_PATH
+            ));
+            services::lifecycle::load_crl(&state, identities);
+        }
         if config.listen.image_base_url.is_none() {
             // Devices reach the gateway where controllers do.
             state.offers.set_base_url(&format!(
@@ -375,9 +384,31 @@ async fn start_ssdp(
     server: String,
 ) -> Option<SsdpHandle> {
     let vendor = &config.gateway.vendor_domain;
+    let advertised = advertised_devices(state);
+    let mut ssdp_config = SsdpConfig::new(interfaces, http_port, server, vendor.clone());
+    ssdp_config.port = config.listen.ssdp_port;
+    ssdp_config.boot_id = boot_id;
+    ssdp_config.config_id = config_id;
+    match Ssdp::start(ssdp_config, advertised).await {
+        Ok(handle) => {
+            let _ = state.ssdp_devices.set(handle.device_updates());
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, port = config.listen.ssdp_port, "SSDP could not start: the devices are served but cannot be discovered; check that nothing else holds the port exclusively and that the interfaces allow multicast");
+            None
+        }
+    }
+}
+
+/// What SSDP advertises: every managed device with the management capabilities it offers,
+/// and the gateway's root device, the management controller, whose capabilities header
+/// (`MANAGEMENT.<vendor domain>: controller,enrollment,lifecycle`) lets devices find where to
+/// enroll.
+pub(crate) fn advertised_devices(state: &FaceState) -> Vec<AdvertisedDevice> {
+    let vendor = &state.vendor_domain;
     let mut advertised: Vec<AdvertisedDevice> = state
-        .devices
-        .values()
+        .live_devices()
         .map(|d| AdvertisedDevice {
             udn: d.udn,
             device_type: MANAGEABLE_DEVICE.to_owned(),
@@ -389,6 +420,11 @@ async fn start_ssdp(
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
         })
         .collect();
+    let mut controller = vec!["controller".to_owned()];
+    if state.identities.is_some() && state.https_port.is_some() {
+        controller.push("enrollment".to_owned());
+    }
+    controller.push("lifecycle".to_owned());
     advertised.push(AdvertisedDevice {
         udn: state.gateway.udn,
         device_type: controller_device_type(vendor),
@@ -397,19 +433,9 @@ async fn start_ssdp(
             .map(|s| s.service_type(vendor))
             .collect(),
         description_path: description::description_path(state.gateway.udn),
-        capabilities: vec!["lifecycle".to_owned()],
+        capabilities: controller,
     });
-    let mut ssdp_config = SsdpConfig::new(interfaces, http_port, server, vendor.clone());
-    ssdp_config.port = config.listen.ssdp_port;
-    ssdp_config.boot_id = boot_id;
-    ssdp_config.config_id = config_id;
-    match Ssdp::start(ssdp_config, advertised).await {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            tracing::error!(error = %e, port = config.listen.ssdp_port, "SSDP could not start: the devices are served but cannot be discovered; check that nothing else holds the port exclusively and that the interfaces allow multicast");
-            None
-        }
-    }
+    advertised
 }
 
 /// `<OS>/<version> UPnP/2.0 iotmc-gateway/<version>`.
@@ -526,6 +552,7 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
                 link: device.link.clone(),
                 facts,
                 live: RwLock::new(live),
+                lifecycle_lock: tokio::sync::Mutex::new(()),
             }),
         );
     }

@@ -212,6 +212,25 @@ impl ClientTrust {
         Ok(())
     }
 
+    /// Whether `der` is a device certificate of a trusted device CA, valid now and not
+    /// revoked (identity evidence an adapter found, e.g. an MQTT device's certificate).
+    pub fn verify_device(&self, der: &[u8]) -> Result<(), String> {
+        let verifier = self
+            .devices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or("no device CA is configured ([trust] device_cas)")?;
+        verifier
+            .verify_client_cert(
+                &CertificateDer::from(der),
+                &[],
+                rustls_pki_types::UnixTime::now(),
+            )
+            .map(|_| ())
+            .map_err(|e| refusal(&e))
+    }
+
     /// Judges a client's certificate chain (leaf first), whose key the client proved it holds.
     pub fn classify(&self, chain: &[CertificateDer<'static>]) -> super::services::Caller {
         use super::services::Caller;

@@ -4,6 +4,7 @@
 
 mod batch;
 pub mod cms;
+pub mod lifecycle;
 pub mod diagnostics;
 pub mod errors;
 mod firmware;
@@ -106,6 +107,34 @@ pub struct FaceState {
     pub identities: Option<Arc<crate::lifecycle::Identities>>,
     /// The configuration (groups, their defaults and zero-touch rules).
     pub config: Arc<crate::config::Config>,
+    /// Where the SSDP face takes its advertised devices (set once SSDP runs).
+    pub ssdp_devices:
+        std::sync::OnceLock<tokio::sync::watch::Sender<Vec<crate::upnp::ssdp::AdvertisedDevice>>>,
+}
+
+impl FaceState {
+    /// The managed (not decommissioned) device with this UDN.
+    pub fn device(&self, udn: Uuid) -> Option<Arc<VirtualDevice>> {
+        self.devices.get(&udn).filter(|d| d.is_active()).cloned()
+    }
+
+    /// The managed (not decommissioned) devices.
+    pub fn live_devices(&self) -> impl Iterator<Item = &Arc<VirtualDevice>> {
+        self.devices.values().filter(|d| d.is_active())
+    }
+}
+
+/// Takes a decommissioned device off the network face: its services' subscriptions end, and
+/// SSDP says byebye for it.
+pub fn retire_device(state: &FaceState, device: &VirtualDevice) {
+    for spec in specs::DEVICE_SERVICES {
+        if spec.is_evented() {
+            state.eventing.unregister(&event_key(device.udn, spec));
+        }
+    }
+    if let Some(ssdp) = state.ssdp_devices.get() {
+        ssdp.send_replace(crate::upnp::face::advertised_devices(state));
+    }
 }
 
 /// What a control URL addresses.
@@ -315,7 +344,7 @@ async fn gateway_action(
     match action {
         "GetInventory" => {
             let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Inventory>"#);
-            for device in state.devices.values() {
+            for device in state.live_devices() {
                 let record = device.record();
                 xml.push_str(&format!(
                     "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability></Device>",
@@ -337,6 +366,11 @@ async fn gateway_action(
         | "AbortFirmwareCampaign"
         | "GetFirmwareCampaignStatus" => firmware::campaign_action(state, action, args),
         "BatchSetValues" => batch::batch_set_values(state, args, caller).await,
+        "Enroll" => lifecycle::enroll(state, args, caller).await,
+        "ApproveEnrollment" => lifecycle::approve(state, args, caller).await,
+        "RejectEnrollment" => lifecycle::reject(state, args, caller).await,
+        "AssignGroup" => lifecycle::assign_group(state, args, caller).await,
+        "DecommissionDevice" => lifecycle::decommission(state, args, caller).await,
         other => Err(UpnpError::action_failed(format!(
             "internal: {other} has no handler"
         ))),

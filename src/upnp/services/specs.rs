@@ -11,7 +11,6 @@ use crate::upnp::scpd::{
 const READ: Access = Access::ReadOnly;
 const CHANGE: Access = Access::StateChanging;
 
-const ENROLLMENT_ENGINE: &str = "the enrollment service (mutual-TLS enrollment, approval queue) is not part of this release yet";
 const BATCH_ENGINE: &str = "batch configuration is not part of this release yet";
 
 /// Lifecycle states as Lifecycle:1 reports them.
@@ -323,7 +322,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Detail", "A_ARG_TYPE_String"),
             ],
             access: READ,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "ApproveEnrollment",
@@ -333,7 +332,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("LifecycleState", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "RejectEnrollment",
@@ -342,7 +341,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 i("Reason", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "AssignGroup",
@@ -351,7 +350,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 i("Group", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "DecommissionDevice",
@@ -361,7 +360,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Result", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "BatchSetValues",
