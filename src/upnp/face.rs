@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::description::{self, MANAGEABLE_DEVICE, controller_device_type};
 use super::device::{Availability, DeviceFacts, LiveState, VirtualDevice};
+use super::enroll_agent;
 use super::gena::{Eventing, GenaLimits};
 use super::http::{self, HttpLimits, Site};
 use super::net::{InterfaceError, ServedInterface, served_interfaces};
@@ -73,7 +74,9 @@ impl UpnpFace {
         let interfaces = served_interfaces(&config.listen.interfaces)?;
         let registry = Arc::clone(gateway.registry());
         let boot_id = registry.next_boot_id()?;
-        let (tls, client_trust) = match https_files(config)? {
+        let files = https_files(config)?;
+        let gateway_certificate = files.as_ref().map(|(cert, _, _)| cert.clone());
+        let (tls, client_trust) = match files {
             Some((cert, key, operator_ca)) => {
                 let trust = tls::ClientTrust::new(
                     &operator_ca,
@@ -191,6 +194,19 @@ impl UpnpFace {
             )));
         }
         tasks.push(tokio::spawn(services::forward_notices(Arc::clone(&state))));
+        if let (Some(https), Some(certificate), Some(_)) =
+            (https_addr, &gateway_certificate, &state.identities)
+        {
+            match enroll_agent::Controller::new(https, http_addr, certificate) {
+                Some(controller) => tasks.push(tokio::spawn(enroll_agent::run(
+                    Arc::clone(&state),
+                    controller,
+                ))),
+                None => {
+                    tracing::error!(certificate = %certificate.display(), "the gateway certificate cannot be read back: the declared devices do not enroll")
+                }
+            }
+        }
         for device in state.devices.values() {
             tasks.push(tokio::spawn(services::follow_link_events(
                 Arc::clone(&state),

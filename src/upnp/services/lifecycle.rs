@@ -185,7 +185,8 @@ pub(super) async fn approve(state: &FaceState, args: &[&str], caller: &Caller) -
     let _serial = lock(&device).await;
     let record = device.record();
     let rejected = record.lifecycle == LifecycleState::Provisioned
-        && enrollment(state, &device)?.is_some_and(|e| matches!(e.outcome, Outcome::Rejected { .. }));
+        && enrollment(state, &device)?
+            .is_some_and(|e| matches!(e.outcome, Outcome::Rejected { .. }));
     if record.lifecycle != LifecycleState::PendingApproval && !rejected {
         return Err(wrong_state(&device, "ApproveEnrollment", record.lifecycle));
     }
@@ -272,7 +273,9 @@ pub(super) async fn assign_group(state: &FaceState, args: &[&str], caller: &Call
         group.name
     );
     tracing::info!(device = %record.id, group = %group.name, "{text}");
-    state.diagnostics.record(&record.id, observe::lifecycle_note(&text));
+    state
+        .diagnostics
+        .record(&record.id, observe::lifecycle_note(&text));
     enrollment_update(state, &device, "group", &text);
     Ok(Vec::new())
 }
@@ -496,7 +499,10 @@ async fn apply_group(
     });
     state.firmware.set_group(&id, Some(group.name.clone()));
     Ok(if values.is_empty() {
-        format!("group {} has no initial configuration for this profile", group.name)
+        format!(
+            "group {} has no initial configuration for this profile",
+            group.name
+        )
     } else {
         format!(
             "initial configuration confirmed by the device: {}",
@@ -523,10 +529,9 @@ pub(super) fn move_to(
         .registry
         .transition(&id, to, cause, at)
         .map_err(|e| match e {
-            crate::registry::RegistryError::Transition { source, .. } => UpnpError::new(
-                WRONG_STATE,
-                format!("{}: {source}", device.describe()),
-            ),
+            crate::registry::RegistryError::Transition { source, .. } => {
+                UpnpError::new(WRONG_STATE, format!("{}: {source}", device.describe()))
+            }
             other => storage(device, "a lifecycle move", &other),
         })?;
     device.update_record(|r| {
@@ -618,7 +623,9 @@ struct Presented {
 impl Presented {
     fn parse(der: &[u8]) -> Result<Self, UpnpError> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
-            UpnpError::not_authorized(format!("Enroll refused: the certificate does not parse: {e}"))
+            UpnpError::not_authorized(format!(
+                "Enroll refused: the certificate does not parse: {e}"
+            ))
         })?;
         let names = cert
             .subject_alternative_name()
@@ -713,10 +720,13 @@ pub fn load_crl(state: &FaceState, identities: &Identities) {
 /// refused from the next connection on.
 fn refresh_crl(state: &FaceState, identities: &Identities, now: SystemTime) {
     use rustls_pki_types::pem::PemObject as _;
-    let crl = identities.crl_pem(now).map_err(|e| e.to_string()).and_then(|pem| {
-        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
-            .map_err(|e| e.to_string())
-    });
+    let crl = identities
+        .crl_pem(now)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| {
+            rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+                .map_err(|e| e.to_string())
+        });
     match (crl, &state.client_trust) {
         (Ok(crl), Some(trust)) => {
             if let Err(e) = trust.set_crls(vec![crl]) {
@@ -764,7 +774,12 @@ fn group(
 }
 
 fn group_names(state: &FaceState) -> String {
-    let names: Vec<&str> = state.config.groups.iter().map(|g| g.name.as_str()).collect();
+    let names: Vec<&str> = state
+        .config
+        .groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
     if names.is_empty() {
         "none (declare [[groups]] in the config)".into()
     } else {

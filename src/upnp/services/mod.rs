@@ -4,10 +4,10 @@
 
 mod batch;
 pub mod cms;
-pub mod lifecycle;
 pub mod diagnostics;
 pub mod errors;
 mod firmware;
+pub mod lifecycle;
 pub mod specs;
 
 pub use firmware::forward_notices;
