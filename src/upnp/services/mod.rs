@@ -346,8 +346,13 @@ async fn gateway_action(
             let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Inventory>"#);
             for device in state.live_devices() {
                 let record = device.record();
+                let enrollment = state
+                    .identities
+                    .as_ref()
+                    .and_then(|i| i.get(&record.id).ok().flatten())
+                    .and_then(|i| i.enrollment);
                 xml.push_str(&format!(
-                    "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability></Device>",
+                    "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability><Group>{}</Group><Enrollment>{}</Enrollment><Evidence>{}</Evidence></Device>",
                     device.udn,
                     escape(record.id.as_str()),
                     escape(record.protocol.as_str()),
@@ -355,6 +360,9 @@ async fn gateway_action(
                     escape(record.profile.as_str()),
                     record.lifecycle.as_str(),
                     device.live().availability.as_str(),
+                    escape(record.group.as_deref().unwrap_or("")),
+                    enrollment.as_ref().map_or("", |e| e.outcome.as_str()),
+                    escape(enrollment.as_ref().map_or("", |e| e.evidence.as_str())),
                 ));
             }
             xml.push_str("</Inventory>");
