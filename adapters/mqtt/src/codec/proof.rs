@@ -390,17 +390,12 @@ fn text<'a>(
 
 /// Standard base64, padding optional, line breaks and spaces ignored.
 fn decode_base64(text: &str, what: &'static str, pointer: &str) -> Result<Vec<u8>, ProofError> {
-    let compact: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    BASE64
-        .decode(compact)
-        .map_err(|e| ProofError::Undecodable {
-            what,
-            pointer: pointer.to_owned(),
-            reason: format!("not base64: {e}"),
-        })
+    let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    BASE64.decode(compact).map_err(|e| ProofError::Undecodable {
+        what,
+        pointer: pointer.to_owned(),
+        reason: format!("not base64: {e}"),
+    })
 }
 
 fn kind(json: &Json) -> &'static str {

@@ -212,7 +212,13 @@ fn oversized_certificates_and_signatures_should_be_refused() {
     answer["certificate"] = json!("A".repeat(MAX_CERTIFICATE_TEXT + 1));
     let err = verify_answer(&answer, POINTERS, ADDRESS, &nonce).unwrap_err();
     assert!(
-        matches!(err, ProofError::TooLarge { what: "certificate", .. }),
+        matches!(
+            err,
+            ProofError::TooLarge {
+                what: "certificate",
+                ..
+            }
+        ),
         "{err}"
     );
     // Within the text bound but past the DER bound once decoded.
@@ -227,7 +233,13 @@ fn oversized_certificates_and_signatures_should_be_refused() {
     answer["signature"] = json!(BASE64.encode(vec![7u8; MAX_SIGNATURE + 1]));
     let err = verify_answer(&answer, POINTERS, ADDRESS, &nonce).unwrap_err();
     assert!(
-        matches!(err, ProofError::TooLarge { what: "signature", .. }),
+        matches!(
+            err,
+            ProofError::TooLarge {
+                what: "signature",
+                ..
+            }
+        ),
         "{err}"
     );
 }
