@@ -214,3 +214,75 @@ impl Prover {
         }))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::codec::proof::{ProofPointers, encode_nonce, verify_answer};
+
+    fn prover() -> (Prover, Vec<u8>) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["ahu-1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec();
+        let identity = SimIdentity::new(vec![certificate.clone()], &key.serialize_der()).unwrap();
+        let prover = Prover {
+            identity: Some(identity),
+            ..Prover::default()
+        };
+        (prover, certificate)
+    }
+
+    fn refusal(answer: ProofAnswer) -> &'static str {
+        match answer {
+            ProofAnswer::Json(Err((code, _))) => code,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn its_proof_should_pass_the_gateway_s_check() {
+        let (mut prover, certificate) = prover();
+        let nonce = [9u8; NONCE_LEN];
+        let address = "mqtt://plant-room/ahu-1";
+        let request = json!({"op": "prove", "nonce": encode_nonce(&nonce), "address": address});
+        let ProofAnswer::Json(Ok(answer)) = prover.answer("ahu-1", &request) else {
+            panic!("no proof");
+        };
+        let pointers = ProofPointers {
+            certificate: "/certificate",
+            signature: "/signature",
+            echo: Some("/nonce"),
+        };
+        let proven = verify_answer(&answer, pointers, address, &nonce).unwrap();
+        assert_eq!(proven.certificate, certificate);
+    }
+
+    #[test]
+    fn it_should_refuse_to_sign_another_device_s_address_or_a_bad_nonce() {
+        let (mut prover, _) = prover();
+        let nonce = encode_nonce(&[1; NONCE_LEN]);
+        let other = json!({"op": "prove", "nonce": nonce, "address": "mqtt://plant-room/ahu-2"});
+        assert_eq!(refusal(prover.answer("ahu-1", &other)), "not_mine");
+        let short = json!({"op": "prove", "nonce": "AAAA", "address": "mqtt://plant-room/ahu-1"});
+        assert_eq!(refusal(prover.answer("ahu-1", &short)), "bad_request");
+        let unaddressed = json!({"op": "prove", "nonce": nonce});
+        assert_eq!(refusal(prover.answer("ahu-1", &unaddressed)), "no_address");
+        assert_eq!(
+            refusal(Prover::default().answer("ahu-1", &unaddressed)),
+            "unsupported"
+        );
+        assert_eq!(prover.requests, 3);
+    }
+
+    #[test]
+    fn keys_that_are_not_pkcs8_of_a_supported_type_should_be_refused() {
+        let err = SimKey::from_pkcs8(b"not a key").unwrap_err();
+        assert!(err.to_string().contains("PKCS#8"), "{err}");
+        assert!(SimIdentity::new(Vec::new(), b"").is_err());
+    }
+}
