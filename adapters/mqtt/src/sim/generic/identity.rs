@@ -29,7 +29,7 @@ use crate::codec::proof::{NONCE_LEN, signed_message};
 
 /// A private key the simulator signs with: ECDSA P-256 or P-384, or Ed25519, from PKCS#8 DER.
 #[derive(Debug)]
-pub struct SimKey(Signer);
+pub struct SimKey(Box<Signer>);
 
 #[derive(Debug)]
 enum Signer {
@@ -46,11 +46,11 @@ impl SimKey {
             &ECDSA_P384_SHA384_ASN1_SIGNING,
         ] {
             if let Ok(pair) = EcdsaKeyPair::from_pkcs8(algorithm, pkcs8, &rng) {
-                return Ok(Self(Signer::Ecdsa(pair)));
+                return Ok(Self(Box::new(Signer::Ecdsa(pair))));
             }
         }
         Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map(|pair| Self(Signer::Ed25519(pair)))
+            .map(|pair| Self(Box::new(Signer::Ed25519(pair))))
             .map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -63,7 +63,7 @@ impl SimKey {
 
     /// Signs `message` (ECDSA: ASN.1 DER signature).
     fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
-        match &self.0 {
+        match &*self.0 {
             Signer::Ecdsa(pair) => pair
                 .sign(&SystemRandom::new(), message)
                 .ok()
