@@ -427,6 +427,7 @@ fn write_file(path: &Path, text: &str, secret: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upnp::services::Caller;
 
     #[test]
     fn the_demo_pki_should_make_a_working_server_config_with_private_keys() {
@@ -456,5 +457,65 @@ mod tests {
             .to_string();
         assert!(err.contains("[trust] gateway_certificate"), "{err}");
         assert!(err.contains("empty.pem"), "{err}");
+    }
+
+    #[test]
+    fn client_certificates_should_be_told_apart_and_revoked_ones_refused() {
+        use crate::lifecycle::pki::{DeviceSubject, IssuingCa, Revoked};
+        use rustls_pki_types::CertificateRevocationListDer;
+        use std::time::{Duration, SystemTime};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki = generate_demo_pki(&dir.path().join("demo")).unwrap();
+        let now = SystemTime::now();
+        let ca = IssuingCa::generate_lab(dir.path(), "gw", now).unwrap();
+        let trust = ClientTrust::new(&pki.ca, &[], Some(ca.certificate_pem())).unwrap();
+        let chain = |path: &Path| certificates("x", path).unwrap();
+
+        let operator = trust.classify(&chain(&pki.operator_certificate));
+        assert!(matches!(operator, Caller::Operator { .. }), "{operator:?}");
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let subject = DeviceSubject {
+            gateway_id: "gw",
+            device_id: "meter-1",
+            protocol: "modbus",
+            address: "tcp://192.0.2.7:502",
+        };
+        let issued = ca
+            .issue(&subject, &key, Duration::from_secs(3600), now, None)
+            .unwrap();
+        let device = vec![CertificateDer::from(issued.der.clone())];
+        assert!(matches!(trust.classify(&device), Caller::Device { .. }));
+        assert!(trust.verify_device(&issued.der).is_ok());
+
+        let crl = ca
+            .crl(
+                &[Revoked {
+                    serial: issued.serial.clone(),
+                    at: now,
+                }],
+                1,
+                now,
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        trust
+            .set_crls(vec![
+                CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).unwrap(),
+            ])
+            .unwrap();
+        match trust.classify(&device) {
+            Caller::Untrusted { reason, .. } => assert!(reason.contains("revoked"), "{reason}"),
+            other => panic!("a revoked certificate must not pass: {other:?}"),
+        }
+        // The demo server certificate is for server authentication only, from the operator CA.
+        match trust.classify(&chain(&pki.server_certificate)) {
+            Caller::Untrusted { reason, .. } => {
+                assert!(reason.contains("client authentication"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(trust.classify(&[]), Caller::Anonymous));
     }
 }
