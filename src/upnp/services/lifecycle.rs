@@ -565,7 +565,7 @@ fn enrollment_update(state: &FaceState, device: &VirtualDevice, what: &str, text
 /// Whether a device is approved without an operator.
 #[derive(Debug)]
 enum Decision {
-    ZeroTouch(GroupConfig),
+    ZeroTouch(Box<GroupConfig>),
     Manual(String),
 }
 
@@ -607,7 +607,7 @@ fn decide(state: &FaceState, device: &VirtualDevice, evidence: &IdentityEvidence
             evidence.kind_name()
         ));
     }
-    Decision::ZeroTouch(group.clone())
+    Decision::ZeroTouch(Box::new(group.clone()))
 }
 
 /// What a presented certificate says.
