@@ -150,7 +150,9 @@ impl UpnpFace {
             identities: gateway.identities().cloned(),
             config: Arc::new(config.clone()),
             ssdp_devices: std::sync::OnceLock::new(),
+            batches: services::batch::Batches::default(),
         });
+        state.batches.attach(&state);
         if let Some(identities) = &state.identities {
             identities.set_crl_url(format!(
                 "http://{}{}",

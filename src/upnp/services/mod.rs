@@ -2,7 +2,7 @@
 //! this caller call it, are the arguments right, is its engine built), then the action itself
 //! through the adapter contract, and the events its outcome causes.
 
-mod batch;
+pub mod batch;
 pub mod cms;
 pub mod diagnostics;
 pub mod errors;
@@ -110,6 +110,8 @@ pub struct FaceState {
     /// Where the SSDP face takes its advertised devices (set once SSDP runs).
     pub ssdp_devices:
         std::sync::OnceLock<tokio::sync::watch::Sender<Vec<crate::upnp::ssdp::AdvertisedDevice>>>,
+    /// BatchSetValues: the batches running now, and the bound on the finished ones kept.
+    pub batches: batch::Batches,
 }
 
 impl FaceState {
@@ -442,10 +444,7 @@ async fn device_action(
             Ok(vec![("ParameterValueList", list)])
         }
         ("ConfigurationManagement", "SetValues") => {
-            let result = cms::set_values(device, arg(0)).await;
-            note_availability(state, device, result.as_ref().map(|_| true));
-            let written = result?;
-            configuration_changed(state, device, written, ChangeSource::Write);
+            write_values(state, device, arg(0)).await?;
             Ok(vec![("Status", "ChangesApplied".into())])
         }
         ("ConfigurationManagement", "GetCurrentConfigurationVersion") => Ok(vec![(
@@ -482,6 +481,21 @@ async fn device_action(
             "internal: {service}#{action} has no handler"
         ))),
     }
+}
+
+/// SetValues of `list` on `device` (ConfigurationManagement's action, and each device of a
+/// BatchSetValues): checks and writes through the adapter, notes what the exchange said about
+/// availability, and events the change.
+async fn write_values(
+    state: &FaceState,
+    device: &VirtualDevice,
+    list: &str,
+) -> Result<(), UpnpError> {
+    let result = cms::set_values(device, list).await;
+    note_availability(state, device, result.as_ref().map(|_| true));
+    let written = result?;
+    configuration_changed(state, device, written, ChangeSource::Write);
+    Ok(())
 }
 
 /// Invokes the profile action of `kind` (Reboot, BaselineReset).

@@ -11,8 +11,6 @@ use crate::upnp::scpd::{
 const READ: Access = Access::ReadOnly;
 const CHANGE: Access = Access::StateChanging;
 
-const BATCH_ENGINE: &str = "batch configuration is not part of this release yet";
-
 /// Lifecycle states as Lifecycle:1 reports them.
 pub const LIFECYCLE_STATES: &[&str] = &[
     "Manufactured",
@@ -372,7 +370,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Results", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(BATCH_ENGINE),
+            missing: None,
         },
         Action {
             name: "StartFirmwareCampaign",
