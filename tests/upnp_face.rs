@@ -15,9 +15,7 @@ use common::{
 use hyper::StatusCode;
 use iotmc_adapter::Value;
 use iotmc_gateway::registry::gateway_udn;
-use iotmc_gateway::upnp::services::specs::{
-    DEVICE_SERVICES, GATEWAY_SERVICES, MANAGEMENT_CONTROLLER,
-};
+use iotmc_gateway::upnp::services::specs::{DEVICE_SERVICES, GATEWAY_SERVICES};
 
 /// `(serviceType, SCPDURL, controlURL, eventSubURL)` of each service in a description.
 fn services(description: &str) -> Vec<(String, String, String, String)> {
@@ -516,48 +514,6 @@ async fn malformed_calls_should_be_401_or_402_and_change_nothing() {
     assert!(description.contains("thermostat-1"), "{description}");
 
     assert_eq!(h.setpoint(), Value::Float(21.0));
-    h.stop().await;
-}
-
-#[tokio::test]
-async fn a_declared_but_missing_action_should_be_602_saying_what_is_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Harness::start(dir.path(), true).await;
-    let gateway = gateway_udn("face-test");
-    let controller = MANAGEMENT_CONTROLLER.service_type(&h.face.state().vendor_domain);
-    let pki = h.pki.as_ref().unwrap();
-    let connector = tls_client(
-        &pki.ca,
-        Some((&pki.operator_certificate, &pki.operator_key)),
-    );
-    let addr = h.face.https_addr().unwrap();
-    let (code, description) = https(
-        &connector,
-        addr,
-        request(
-            "POST",
-            addr,
-            &format!("/upnp/{gateway}/ManagementController/control"),
-            &[
-                ("CONTENT-TYPE", "text/xml; charset=\"utf-8\""),
-                ("SOAPACTION", &soap_action(&controller, "Enroll")),
-            ],
-            envelope(
-                &controller,
-                "Enroll",
-                &[("DeviceDescriptionURL", "http://192.0.2.1/d.xml")],
-            ),
-        ),
-    )
-    .await
-    .unwrap()
-    .upnp_error();
-    assert_eq!(code, 602, "{description}");
-    assert!(
-        description.contains("ManagementController#Enroll is declared but not served yet"),
-        "{description}"
-    );
-    assert!(description.contains("enrollment service"), "{description}");
     h.stop().await;
 }
 
