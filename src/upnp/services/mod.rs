@@ -707,7 +707,12 @@ pub async fn follow_link_events(state: Arc<FaceState>, device: Arc<VirtualDevice
     };
     let mut events = link.events();
     loop {
-        match events.recv().await {
+        let event = events.recv().await;
+        // A decommissioned device's reports are no longer the gateway's business.
+        if !device.is_active() {
+            return;
+        }
+        match event {
             Ok(LinkEvent::Changed { values, .. }) => {
                 configuration_changed(&state, &device, values, ChangeSource::Device);
                 set_availability(&state, &device, Availability::Online, SystemTime::now());
