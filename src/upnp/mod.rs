@@ -5,6 +5,7 @@
 //! SEQ and moderation) is sans-IO: it takes `now` as an argument and never reads the clock, so
 //! tests drive it deterministically. The IO around each core is a thin task.
 
+pub mod client;
 pub mod description;
 pub mod device;
 pub mod face;
