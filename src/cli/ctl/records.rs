@@ -358,7 +358,7 @@ impl FirmwareStatus {
         self.status == "Idle" || TERMINAL.contains(&self.status.as_str())
     }
 
-    /// Whether the update ended well (or is still going): not failed, rolled back or cancelled.
+    /// Whether the update is over and did not end Confirmed (failed, rolled back, cancelled).
     pub(super) fn ended_badly(&self) -> bool {
         self.is_final() && self.status != "Confirmed" && self.status != "Idle"
     }
