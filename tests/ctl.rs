@@ -4,6 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step is a failed test
 
 mod common;
+mod firmware;
+#[path = "ctl/gateway_actions.rs"]
+mod gateway_actions;
 
 use std::path::Path;
 use std::process::Output;
@@ -77,13 +80,15 @@ async fn the_soap_client_should_read_the_inventory_over_mutual_tls() {
 }
 
 #[tokio::test]
-async fn the_soap_client_should_say_whose_certificate_tls_refused() {
+async fn the_soap_client_should_type_a_refused_certificate_and_an_untrusted_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), true).await;
     let pki = h.pki.clone().unwrap();
     let (service, control) = controller(&h);
     let timeout = Duration::from_secs(60);
 
+    // The gateway completes the handshake with a certificate of a CA it does not trust and
+    // classifies the caller: reads are answered, changes refused with 606 saying why.
     let (cert, key) = common::stranger_identity(dir.path());
     let stranger = SoapClient::from_pem_files(
         &https_base(&h),
@@ -94,19 +99,25 @@ async fn the_soap_client_should_say_whose_certificate_tls_refused() {
     )
     .unwrap();
     let err = stranger
-        .call(&control, &service, "GetInventory", &[])
+        .call(
+            &format!(
+                "/upnp/{}/ConfigurationManagement/control",
+                h.udn("thermostat-1")
+            ),
+            common::CMS,
+            "SetValues",
+            &[(
+                "ParameterValueList",
+                &common::parameter_values(&[("/IoTMC/Parameters/setpoint", "25")]),
+            )],
+        )
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            ClientError::Tls {
-                failure: TlsFailure::ClientRefused,
-                ..
-            }
-        ),
+        matches!(&err, ClientError::Upnp { code: 606, description } if description.contains("not accepted")),
         "{err}"
     );
+    assert_eq!(h.setpoint(), Value::Float(21.0));
 
     // Trusting another CA than the gateway's: the gateway's certificate is not trusted.
     let foreign = common::foreign_pki(dir.path());

@@ -379,8 +379,9 @@ async fn a_unicast_search_for_everything_should_answer_for_every_device_and_the_
             h.face.config_id().to_string(),
             "{usn}"
         );
+        // The controller advertises enrollment only when it serves it (no issuing CA here).
         let capabilities = if udn == gateway {
-            "lifecycle"
+            "controller,lifecycle"
         } else {
             "config,firmware,diagnostics,lifecycle"
         };

@@ -110,6 +110,12 @@ impl Config {
 
         self.mqtt.check(source, &mut errors);
         self.diagnostics.check(source, &mut errors);
+        self.enrollment.check(source, &mut errors);
+        for (i, group) in self.groups.iter().enumerate() {
+            group
+                .zero_touch
+                .check(&format!("groups[{i}].zero_touch"), source, &mut errors);
+        }
         self.diagnostics
             .export()
             .check("diagnostics", source, &mut errors);

@@ -49,6 +49,9 @@ pub struct Config {
     /// Device logs: ring size and export.
     #[serde(default)]
     pub diagnostics: DiagnosticsSection,
+    /// Device identities and enrollment.
+    #[serde(default)]
+    pub enrollment: EnrollmentSection,
     /// The file this came from (for locating errors found later).
     #[serde(skip)]
     pub source: TomlSource,
@@ -240,6 +243,9 @@ pub struct GroupConfig {
     /// How enrolling devices are approved.
     #[serde(default)]
     pub approval: ApprovalMode,
+    /// Which devices `approval = "zero-touch"` approves without an operator.
+    #[serde(default)]
+    pub zero_touch: ZeroTouchRule,
     /// Parameter values pushed to a device when it joins the group.
     #[serde(default)]
     pub defaults: BTreeMap<String, toml::Value>,
@@ -447,6 +453,7 @@ impl Config {
 
 mod check;
 mod diagnostics;
+mod enrollment;
 mod mqtt;
 
 pub use diagnostics::{
@@ -454,6 +461,10 @@ pub use diagnostics::{
     SyslogExport, SyslogTransport,
 };
 
+pub use enrollment::{
+    CRYPTOGRAPHIC_EVIDENCE, EnrollmentSection, MAX_CERTIFICATE_VALIDITY, MIN_CERTIFICATE_VALIDITY,
+    ZeroTouchRule,
+};
 pub use mqtt::{BrokerConfig, BrokerTlsConfig, MqttConfig, VersionConfig};
 
 #[cfg(test)]

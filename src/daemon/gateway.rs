@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::diagnostics::{self, DiagnosticsEngine, observe};
 use crate::firmware::ImageOffers;
 use crate::firmware::engine::{DeviceEntry, FirmwareEngine};
-use crate::lifecycle::LifecycleState;
+use crate::lifecycle::{Identities, LifecycleState};
 use crate::profile::{Catalog, Severity};
 use crate::registry::{DeviceRecord, Registry, RegistryError, device_udn, unix_ms};
 
@@ -28,6 +28,9 @@ pub enum StartError {
     /// The firmware engine could not start (its store or its persisted updates).
     #[error("the firmware engine could not start: {0}")]
     Firmware(String),
+    /// The device identities (issuing CA, keys) could not be loaded.
+    #[error("device identities: {0}")]
+    Identities(#[from] crate::lifecycle::IdentityError),
 }
 
 fn list(errors: &[LocatedError]) -> String {
@@ -58,6 +61,7 @@ pub struct Gateway {
     offers: Arc<ImageOffers>,
     firmware: Arc<FirmwareEngine>,
     diagnostics: DiagnosticsEngine,
+    identities: Option<Arc<Identities>>,
 }
 
 impl Gateway {
@@ -142,6 +146,7 @@ impl Gateway {
             offers.set_base_url(base);
         }
         let registry = Arc::new(registry);
+        let identities = Identities::open(&config, Arc::clone(&registry))?.map(Arc::new);
         let firmware = FirmwareEngine::start(
             &config,
             Arc::clone(&registry),
@@ -204,7 +209,13 @@ impl Gateway {
             offers,
             firmware,
             diagnostics,
+            identities,
         })
+    }
+
+    /// Device identities and enrollments, when enrollment is on.
+    pub fn identities(&self) -> Option<&Arc<Identities>> {
+        self.identities.as_ref()
     }
 
     /// The managed devices, in config order.

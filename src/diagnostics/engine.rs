@@ -171,6 +171,9 @@ struct Inner {
     exporters: RwLock<Vec<JoinHandle<()>>>,
     /// Turns true when the gateway stops.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Devices decommissioned while the gateway runs: their logs are wiped and nothing more
+    /// is recorded or read for them.
+    retired: RwLock<std::collections::BTreeSet<String>>,
 }
 
 /// The diagnostics engine; cheap to clone.
@@ -220,6 +223,7 @@ impl DiagnosticsEngine {
                 tasks: RwLock::new(Vec::new()),
                 exporters: RwLock::new(Vec::new()),
                 closing: tokio::sync::watch::Sender::new(false),
+                retired: RwLock::new(std::collections::BTreeSet::new()),
             }),
         }
     }
@@ -326,7 +330,26 @@ impl DiagnosticsEngine {
         self.inner.devices.keys().map(String::as_str)
     }
 
+    /// Wipes a decommissioned device's log (records not yet exported are lost with it, as
+    /// decommissioning means) and stops recording and reading its own log. Returns how many
+    /// records were wiped.
+    pub fn retire(&self, id: &str) -> usize {
+        let Ok(log) = self.device(id) else {
+            return 0;
+        };
+        let wiped = {
+            let mut ring = write(&log.ring);
+            let last = ring.last_seq();
+            ring.clear_through(last).unwrap_or_default()
+        };
+        write(&self.inner.retired).insert(id.to_owned());
+        wiped
+    }
+
     fn device(&self, id: &str) -> Result<&Arc<DeviceLog>, DiagnosticsError> {
+        if read(&self.inner.retired).contains(id) {
+            return Err(DiagnosticsError::UnknownDevice(id.to_owned()));
+        }
         self.inner
             .devices
             .get(id)

@@ -24,6 +24,22 @@ pub fn managed(state: &str, since: &str, boot_note: &str) -> Event {
     .with("lifecycle", state)
 }
 
+/// The device moved from lifecycle state `from` to `to` because of `cause` (enrollment,
+/// approval, rejection).
+pub fn lifecycle(from: &str, to: &str, cause: &str) -> Event {
+    Event::gateway(
+        Severity::Notice,
+        Category::StateTransition,
+        format!("lifecycle {from} -> {to}: {cause}"),
+    )
+    .with("lifecycle", to)
+}
+
+/// Something about the device's management changed without a lifecycle move (another group).
+pub fn lifecycle_note(text: &str) -> Event {
+    Event::gateway(Severity::Notice, Category::StateTransition, text.to_owned())
+}
+
 /// The device was added to the registry, or its entry changed, because of `cause`.
 pub fn registry_change(added: bool, cause: &str) -> Event {
     let message = if added {

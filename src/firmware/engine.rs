@@ -131,6 +131,10 @@ struct Inner {
     advancing: RwLock<()>,
     notices: broadcast::Sender<Notice>,
     tasks: RwLock<Vec<JoinHandle<()>>>,
+    /// Each device's management group now (an operator may move a device while it runs).
+    memberships: RwLock<BTreeMap<String, Option<String>>>,
+    /// Devices decommissioned while the gateway runs: no longer updated or offered anything.
+    retired: RwLock<std::collections::BTreeSet<String>>,
 }
 
 /// The firmware engine of a running gateway.
@@ -161,6 +165,10 @@ impl FirmwareEngine {
             }
         };
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        let memberships = devices
+            .iter()
+            .map(|d| (d.id.clone(), d.group.clone()))
+            .collect();
         let inner = Arc::new(Inner {
             store,
             trust,
@@ -185,6 +193,8 @@ impl FirmwareEngine {
             advancing: RwLock::new(()),
             notices,
             tasks: RwLock::new(Vec::new()),
+            memberships: RwLock::new(memberships),
+            retired: RwLock::new(std::collections::BTreeSet::new()),
         });
         inner.scan();
         inner.restore()?;
@@ -240,6 +250,34 @@ impl FirmwareEngine {
     pub fn status_value(&self, device: &str) -> String {
         self.job(device)
             .map_or_else(|| "Idle".to_owned(), |job| status_value(&job))
+    }
+
+    /// Moves `device` to `group` (its group policy and campaign membership from now on).
+    pub fn set_group(&self, device: &str, group: Option<String>) {
+        write(&self.inner.memberships).insert(device.to_owned(), group);
+    }
+
+    /// Forgets a decommissioned device: refused while an update of it is under way (the
+    /// caller says to cancel it first); otherwise its update record is deleted and nothing is
+    /// offered to or scheduled for it any more.
+    pub fn retire(&self, device: &str) -> Result<(), EngineError> {
+        if let Some(job) = self.job(device)
+            && !job.phase.is_terminal()
+        {
+            return Err(EngineError::Busy(format!(
+                "device {device} has a firmware update under way ({}, update {}); cancel it with CancelFirmwareUpdate or wait for it to end, then decommission",
+                job.phase.as_str(),
+                job.update_id
+            )));
+        }
+        write(&self.inner.retired).insert(device.to_owned());
+        write(&self.inner.slots).remove(device);
+        write(&self.inner.available).remove(device);
+        write(&self.inner.running).remove(device);
+        self.inner
+            .registry
+            .remove_record(crate::registry::RecordTable::Jobs, device)
+            .map_err(|e| EngineError::Storage(e.to_string()))
     }
 
     /// The device's current or last update.
@@ -391,9 +429,29 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl Inner {
     fn device(&self, id: &str) -> Result<&Arc<DeviceEntry>, EngineError> {
+        if read(&self.retired).contains(id) {
+            return Err(EngineError::InvalidArgument(format!(
+                "device `{id}` is decommissioned"
+            )));
+        }
         self.devices.get(id).ok_or_else(|| {
             EngineError::InvalidArgument(format!("no managed device `{id}` on this gateway"))
         })
+    }
+
+    /// The managed devices not decommissioned.
+    fn live_devices(&self) -> Vec<Arc<DeviceEntry>> {
+        let retired = read(&self.retired);
+        self.devices
+            .values()
+            .filter(|d| !retired.contains(&d.id))
+            .cloned()
+            .collect()
+    }
+
+    /// The device's management group now.
+    fn group_of(&self, id: &str) -> Option<String> {
+        read(&self.memberships).get(id).cloned().flatten()
     }
 
     fn send(&self, notice: Notice) {
@@ -419,7 +477,8 @@ impl Inner {
     fn refresh_available(&self) {
         let images = read(&self.images).clone();
         let running = read(&self.running).clone();
-        for (id, device) in &self.devices {
+        for device in self.live_devices() {
+            let id = &device.id;
             if !device.profile.firmware.is_supported() {
                 continue;
             }
@@ -634,7 +693,10 @@ impl Inner {
                 Some(policy::image_ref(image))
             }
         };
-        let group = device.group.as_deref().and_then(|g| self.groups.get(g));
+        let group = self
+            .group_of(&device.id)
+            .and_then(|g| self.groups.get(&g).cloned());
+        let group = group.as_ref();
         let probation = policy::probation(
             group,
             chosen.manifest.emergency,

@@ -4,12 +4,15 @@
 //!   be added; the file backend refuses keys others may read.
 //! - [`ca`]: the issuing CA: an identity certificate per virtual device (subject: device id,
 //!   protocol, address) and the CRL of revoked ones.
+//! - [`tls_key`]: the same key handles as rustls signing keys, for TLS client authentication.
 
 pub mod ca;
 pub mod keys;
+pub mod tls_key;
 
 pub use ca::{CaError, DeviceSubject, Issued, IssuingCa, Revoked};
 pub use keys::{FileKey, KeyError, SigningKeyHandle};
+pub use tls_key::HandleSigningKey;
 
 #[cfg(test)]
 mod tests;

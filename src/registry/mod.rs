@@ -389,6 +389,81 @@ impl Registry {
         })
     }
 
+    /// Changes a device's record with `change` (not its lifecycle: that is [`Self::transition`])
+    /// and returns the new record.
+    pub fn update_device(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut DeviceRecord),
+    ) -> Result<DeviceRecord, RegistryError> {
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            let mut record = get(&devices, id)?;
+            let lifecycle = (record.lifecycle, record.lifecycle_since_ms);
+            change(&mut record);
+            (record.lifecycle, record.lifecycle_since_ms) = lifecycle;
+            put(&mut devices, &record)?;
+            Ok(record)
+        })
+    }
+
+    /// Decommissions a device in one transaction: it moves to Decommissioned (if allowed), its
+    /// lifecycle history, firmware record and identity record are deleted, and `audit` is kept
+    /// in the audit table. What stays of the device itself is its record in state
+    /// Decommissioned, so that the config cannot bring it back under the same id.
+    pub fn decommission(
+        &self,
+        id: &str,
+        cause: &str,
+        at: SystemTime,
+        audit: &impl serde::Serialize,
+    ) -> Result<DeviceRecord, RegistryError> {
+        let audit = serde_json::to_vec(audit).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.write(|txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(storage)?;
+            let mut record = get(&devices, id)?;
+            record
+                .lifecycle
+                .check_transition(LifecycleState::Decommissioned)
+                .map_err(|source| RegistryError::Transition {
+                    id: id.to_owned(),
+                    source,
+                })?;
+            record.lifecycle = LifecycleState::Decommissioned;
+            record.lifecycle_since_ms = unix_ms(at);
+            record.config_version = 0;
+            put(&mut devices, &record)?;
+            let mut history = txn.open_table(HISTORY).map_err(storage)?;
+            let seqs: Vec<u64> = history
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(storage)?
+                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(storage))
+                .collect::<Result<_, _>>()?;
+            for seq in seqs {
+                history.remove((id, seq)).map_err(storage)?;
+            }
+            append_history(
+                &mut history,
+                id,
+                None,
+                LifecycleState::Decommissioned,
+                cause,
+                at,
+            )?;
+            for table in [RecordTable::Jobs, RecordTable::Identities] {
+                txn.open_table(table.definition())
+                    .map_err(storage)?
+                    .remove(id)
+                    .map_err(storage)?;
+            }
+            txn.open_table(AUDIT)
+                .map_err(storage)?
+                .insert(id, audit.as_slice())
+                .map_err(storage)?;
+            Ok(record)
+        })
+    }
+
     /// Counts this start as one more boot and returns the new BOOTID.UPNP.ORG (UDA 2.0 §1.2:
     /// increases with every boot, persisted so that it survives restarts; 31 bits, wraps to 1).
     pub fn next_boot_id(&self) -> Result<u32, RegistryError> {

@@ -303,3 +303,95 @@ fn boot_id_should_increase_across_reopens_and_config_id_only_when_descriptions_c
     assert_eq!(config_b, config_a + 1);
     assert_eq!(registry.config_id_for(8).unwrap(), config_b);
 }
+
+#[test]
+fn decommissioning_should_wipe_the_device_but_keep_an_audit_and_a_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .insert_device(&record("m1", "a"), "declared", at(0))
+        .unwrap();
+    registry
+        .insert_device(&record("m2", "b"), "declared", at(0))
+        .unwrap();
+    registry
+        .transition("m1", LifecycleState::PendingApproval, "enrolled", at(1))
+        .unwrap();
+    for id in ["m1", "m2"] {
+        registry
+            .put_record(
+                RecordTable::Jobs,
+                id,
+                &serde_json::json!({"phase": "Confirmed"}),
+            )
+            .unwrap();
+        registry
+            .put_record(
+                RecordTable::Identities,
+                id,
+                &serde_json::json!({"serial": id}),
+            )
+            .unwrap();
+    }
+
+    let kept = registry
+        .decommission(
+            "m1",
+            "by alice: broken",
+            at(5),
+            &serde_json::json!({"by": "alice"}),
+        )
+        .unwrap();
+    assert_eq!(kept.lifecycle, LifecycleState::Decommissioned);
+    let history = registry.history("m1").unwrap();
+    assert_eq!(history.len(), 1, "only the decommissioning: {history:?}");
+    assert_eq!(history[0].cause, "by alice: broken");
+    for table in [RecordTable::Jobs, RecordTable::Identities] {
+        let gone: Option<serde_json::Value> = registry.get_record(table, "m1").unwrap();
+        assert!(gone.is_none(), "{table:?}");
+        let other: Option<serde_json::Value> = registry.get_record(table, "m2").unwrap();
+        assert!(other.is_some(), "another device's {table:?} must stay");
+    }
+    let audit: serde_json::Value = registry
+        .get_record(RecordTable::Audit, "m1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit["by"], "alice");
+    assert_eq!(registry.history("m2").unwrap().len(), 1);
+
+    // Final: a second decommissioning is refused and the config cannot bring it back.
+    let err = registry
+        .decommission("m1", "again", at(6), &serde_json::json!({}))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("decommissioning is final"),
+        "{err}"
+    );
+    let report = registry
+        .reconcile(&[record("m1", "a")], "declared", at(7))
+        .unwrap();
+    assert_eq!(report.decommissioned, vec!["m1".to_owned()]);
+}
+
+#[test]
+fn an_operators_group_should_survive_a_restart_with_the_configs_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry
+        .insert_device(&record("m1", "a"), "declared", at(0))
+        .unwrap();
+    let updated = registry
+        .update_device("m1", |r| {
+            r.group = Some("lighting".into());
+            r.group_assigned = true;
+            // A lifecycle change here is ignored: moves go through `transition`.
+            r.lifecycle = LifecycleState::Commissioned;
+        })
+        .unwrap();
+    assert_eq!(updated.lifecycle, LifecycleState::Provisioned);
+    registry
+        .reconcile(&[record("m1", "a")], "declared", at(1))
+        .unwrap();
+    let device = registry.device("m1").unwrap().unwrap();
+    assert_eq!(device.group.as_deref(), Some("lighting"));
+}

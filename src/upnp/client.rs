@@ -277,6 +277,37 @@ impl SoapClient {
         Self::new(base, ca, identity, timeout)
     }
 
+    /// A client of the server at `base` (https) that accepts only the server certificate
+    /// `pinned` and presents `chain` with `key`: a virtual device enrolling with its own
+    /// gateway over loopback.
+    pub fn pinned(
+        base: &str,
+        pinned: CertificateDer<'static>,
+        chain: Vec<CertificateDer<'static>>,
+        key: std::sync::Arc<dyn rustls::sign::SigningKey>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let base = Base::parse(base)?;
+        let server_name = ServerName::try_from(base.host.clone()).map_err(|_| {
+            ClientError::Request(format!(
+                "`{}` is neither a DNS name nor an IP address",
+                base.host
+            ))
+        })?;
+        if !base.https {
+            return Err(ClientError::Request(format!(
+                "{} is http; a pinned server certificate needs https",
+                base.authority
+            )));
+        }
+        Ok(Self {
+            tls: Some((tls::connector_pinned(pinned, chain, key)?, server_name)),
+            base,
+            presents_identity: true,
+            timeout,
+        })
+    }
+
     /// `host:port` of the server.
     pub fn address(&self) -> &str {
         &self.base.authority

@@ -81,6 +81,8 @@ pub struct VirtualDevice {
     pub facts: DeviceFacts,
     /// Live state.
     pub live: RwLock<LiveState>,
+    /// Held by a lifecycle operation (enrollment, approval, decommissioning) on the device.
+    pub lifecycle_lock: tokio::sync::Mutex<()>,
 }
 
 impl VirtualDevice {
@@ -108,6 +110,11 @@ impl VirtualDevice {
     /// Changes the record snapshot.
     pub fn update_record(&self, f: impl FnOnce(&mut DeviceRecord)) {
         f(&mut self.record.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Whether it is still managed (not decommissioned while the gateway runs).
+    pub fn is_active(&self) -> bool {
+        self.record().lifecycle != crate::lifecycle::LifecycleState::Decommissioned
     }
 
     /// The link, or the error that explains why there is none.

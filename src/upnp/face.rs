@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::description::{self, MANAGEABLE_DEVICE, controller_device_type};
 use super::device::{Availability, DeviceFacts, LiveState, VirtualDevice};
+use super::enroll_agent;
 use super::gena::{Eventing, GenaLimits};
 use super::http::{self, HttpLimits, Site};
 use super::net::{InterfaceError, ServedInterface, served_interfaces};
@@ -73,17 +74,25 @@ impl UpnpFace {
         let interfaces = served_interfaces(&config.listen.interfaces)?;
         let registry = Arc::clone(gateway.registry());
         let boot_id = registry.next_boot_id()?;
-        let tls = match (
-            &config.trust.gateway_certificate,
-            &config.trust.gateway_key,
-            &config.trust.operator_ca,
-        ) {
-            (Some(cert), Some(key), Some(ca)) => Some(tls::server_config(cert, key, ca)?),
-            _ => {
+        let files = https_files(config)?;
+        let gateway_certificate = files.as_ref().map(|(cert, _, _)| cert.clone());
+        let (tls, client_trust) = match files {
+            Some((cert, key, operator_ca)) => {
+                let trust = tls::ClientTrust::new(
+                    &operator_ca,
+                    &config.trust.device_cas,
+                    gateway.identities().map(|i| i.ca_pem()),
+                )?;
+                (
+                    Some(tls::server_config(&cert, &key, &trust)?),
+                    Some(Arc::new(trust)),
+                )
+            }
+            None => {
                 tracing::warn!(
-                    "HTTPS is off: set [trust] gateway_certificate, gateway_key and operator_ca to allow state-changing actions (SetValues, Reboot, ...)"
+                    "HTTPS is off: set [trust] gateway_certificate, gateway_key and operator_ca to allow state-changing actions (SetValues, Reboot, ...) and enrollment"
                 );
-                None
+                (None, None)
             }
         };
         let http_listener = bind("HTTP", config.listen.http).await?;
@@ -137,7 +146,21 @@ impl UpnpFace {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
                 v4 => v4.to_string(),
             },
+            client_trust,
+            identities: gateway.identities().cloned(),
+            config: Arc::new(config.clone()),
+            ssdp_devices: std::sync::OnceLock::new(),
+            batches: services::batch::Batches::default(),
         });
+        state.batches.attach(&state);
+        if let Some(identities) = &state.identities {
+            identities.set_crl_url(format!(
+                "http://{}{}",
+                SocketAddr::new(default_host, http_addr.port()),
+                http::CRL_PATH
+            ));
+            services::lifecycle::load_crl(&state, identities);
+        }
         if config.listen.image_base_url.is_none() {
             // Devices reach the gateway where controllers do.
             state.offers.set_base_url(&format!(
@@ -173,6 +196,19 @@ impl UpnpFace {
             )));
         }
         tasks.push(tokio::spawn(services::forward_notices(Arc::clone(&state))));
+        if let (Some(https), Some(certificate), Some(_)) =
+            (https_addr, &gateway_certificate, &state.identities)
+        {
+            match enroll_agent::Controller::new(https, http_addr, certificate) {
+                Some(controller) => tasks.push(tokio::spawn(enroll_agent::run(
+                    Arc::clone(&state),
+                    controller,
+                ))),
+                None => {
+                    tracing::error!(certificate = %certificate.display(), "the gateway certificate cannot be read back: the declared devices do not enroll")
+                }
+            }
+        }
         for device in state.devices.values() {
             tasks.push(tokio::spawn(services::follow_link_events(
                 Arc::clone(&state),
@@ -315,6 +351,41 @@ async fn watch_addresses(
     }
 }
 
+/// The gateway certificate, its key and the operator CA: from `[trust]`, or in a lab
+/// (`[enrollment] lab_pki`) generated in `<state_dir>/pki` on first start, with a warning at
+/// every start. `None` when HTTPS is not configured.
+fn https_files(
+    config: &Config,
+) -> Result<Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)>, FaceError> {
+    let t = &config.trust;
+    if let (Some(cert), Some(key), Some(ca)) =
+        (&t.gateway_certificate, &t.gateway_key, &t.operator_ca)
+    {
+        return Ok(Some((cert.clone(), key.clone(), ca.clone())));
+    }
+    if !config.enrollment.lab_pki {
+        return Ok(None);
+    }
+    let dir = crate::lifecycle::identities::lab_dir(config);
+    let pki = if dir.join("server.pem").exists() {
+        tls::DemoPki::in_dir(&dir)
+    } else {
+        tls::generate_demo_pki(&dir)?
+    };
+    tracing::warn!(
+        dir = %dir.display(),
+        operator_certificate = %pki.operator_certificate.display(),
+        "LAB PKI: the gateway's TLS certificate, the operator CA and an operator certificate were generated by this gateway (for localhost and 127.0.0.1 only); import real ones ([trust] gateway_certificate, gateway_key, operator_ca) before production"
+    );
+    Ok(Some((
+        t.gateway_certificate
+            .clone()
+            .unwrap_or(pki.server_certificate),
+        t.gateway_key.clone().unwrap_or(pki.server_key),
+        t.operator_ca.clone().unwrap_or(pki.ca),
+    )))
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, FaceError> {
     TcpListener::bind(addr)
         .await
@@ -331,9 +402,31 @@ async fn start_ssdp(
     server: String,
 ) -> Option<SsdpHandle> {
     let vendor = &config.gateway.vendor_domain;
+    let advertised = advertised_devices(state);
+    let mut ssdp_config = SsdpConfig::new(interfaces, http_port, server, vendor.clone());
+    ssdp_config.port = config.listen.ssdp_port;
+    ssdp_config.boot_id = boot_id;
+    ssdp_config.config_id = config_id;
+    match Ssdp::start(ssdp_config, advertised).await {
+        Ok(handle) => {
+            let _ = state.ssdp_devices.set(handle.device_updates());
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, port = config.listen.ssdp_port, "SSDP could not start: the devices are served but cannot be discovered; check that nothing else holds the port exclusively and that the interfaces allow multicast");
+            None
+        }
+    }
+}
+
+/// What SSDP advertises: every managed device with the management capabilities it offers,
+/// and the gateway's root device, the management controller, whose capabilities header
+/// (`MANAGEMENT.<vendor domain>: controller,enrollment,lifecycle`) lets devices find where to
+/// enroll.
+pub(crate) fn advertised_devices(state: &FaceState) -> Vec<AdvertisedDevice> {
+    let vendor = &state.vendor_domain;
     let mut advertised: Vec<AdvertisedDevice> = state
-        .devices
-        .values()
+        .live_devices()
         .map(|d| AdvertisedDevice {
             udn: d.udn,
             device_type: MANAGEABLE_DEVICE.to_owned(),
@@ -345,6 +438,11 @@ async fn start_ssdp(
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
         })
         .collect();
+    let mut controller = vec!["controller".to_owned()];
+    if state.identities.is_some() && state.https_port.is_some() {
+        controller.push("enrollment".to_owned());
+    }
+    controller.push("lifecycle".to_owned());
     advertised.push(AdvertisedDevice {
         udn: state.gateway.udn,
         device_type: controller_device_type(vendor),
@@ -353,19 +451,9 @@ async fn start_ssdp(
             .map(|s| s.service_type(vendor))
             .collect(),
         description_path: description::description_path(state.gateway.udn),
-        capabilities: vec!["lifecycle".to_owned()],
+        capabilities: controller,
     });
-    let mut ssdp_config = SsdpConfig::new(interfaces, http_port, server, vendor.clone());
-    ssdp_config.port = config.listen.ssdp_port;
-    ssdp_config.boot_id = boot_id;
-    ssdp_config.config_id = config_id;
-    match Ssdp::start(ssdp_config, advertised).await {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            tracing::error!(error = %e, port = config.listen.ssdp_port, "SSDP could not start: the devices are served but cannot be discovered; check that nothing else holds the port exclusively and that the interfaces allow multicast");
-            None
-        }
-    }
+    advertised
 }
 
 /// `<OS>/<version> UPnP/2.0 iotmc-gateway/<version>`.
@@ -482,6 +570,7 @@ async fn virtual_devices(managed: &[ManagedDevice]) -> BTreeMap<uuid::Uuid, Arc<
                 link: device.link.clone(),
                 facts,
                 live: RwLock::new(live),
+                lifecycle_lock: tokio::sync::Mutex::new(()),
             }),
         );
     }

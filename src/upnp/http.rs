@@ -114,6 +114,11 @@ impl Site {
     }
 }
 
+/// Where the issuing CA's CRL is served (plain HTTP: a CRL is signed and public).
+pub const CRL_PATH: &str = "/pki/crl.pem";
+/// Where the issuing CA's certificate is served.
+pub const ISSUING_CA_PATH: &str = "/pki/issuing-ca.pem";
+
 /// Serves plain HTTP on `listener` until `stop` turns true.
 pub async fn serve_http(site: Arc<Site>, listener: TcpListener, stop: watch::Receiver<bool>) {
     serve(site, listener, None, stop).await;
@@ -204,10 +209,11 @@ async fn serve(
                             return;
                         }
                     };
-                    let caller = match stream.get_ref().1.peer_certificates() {
-                        Some([leaf, ..]) => Caller::Operator {
-                            subject: super::tls::subject(leaf),
-                        },
+                    let caller = match (
+                        stream.get_ref().1.peer_certificates(),
+                        &site.state.client_trust,
+                    ) {
+                        (Some(chain), Some(trust)) => trust.classify(chain),
                         _ => Caller::Anonymous,
                     };
                     let ctx = Connection {
@@ -291,6 +297,21 @@ impl Connection {
 
     async fn route(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path().to_owned();
+        if path == CRL_PATH || path == ISSUING_CA_PATH {
+            return self.pki(&req, &path);
+        }
+        if let Some(udn) = path
+            .strip_prefix("/upnp/")
+            .and_then(|p| p.split('/').next())
+            .and_then(|u| Uuid::parse_str(u).ok())
+            && self.site.state.devices.contains_key(&udn)
+            && self.site.state.device(udn).is_none()
+        {
+            return self.text(
+                StatusCode::NOT_FOUND,
+                format!("uuid:{udn} is decommissioned: it is no longer managed by this gateway"),
+            );
+        }
         if let Some(doc) = self.site.documents.get(&path) {
             return if req.method() == Method::GET || req.method() == Method::HEAD {
                 self.reply(StatusCode::OK, "text/xml; charset=\"utf-8\"", doc.clone())
@@ -310,8 +331,8 @@ impl Connection {
         };
         let target = if udn == self.site.state.gateway.udn {
             Target::Gateway
-        } else if let Some(device) = self.site.state.devices.get(&udn) {
-            Target::Device(Arc::clone(device))
+        } else if let Some(device) = self.site.state.device(udn) {
+            Target::Device(device)
         } else {
             return self.not_found(&path);
         };
@@ -575,6 +596,37 @@ impl Connection {
             }
         }
         reply
+    }
+
+    /// The issuing CA's CRL and certificate (PEM): public, signed, for anyone checking a
+    /// device identity.
+    fn pki(&self, req: &Request<Incoming>, path: &str) -> Reply {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return self.method_not_allowed("GET, HEAD");
+        }
+        let Some(identities) = &self.site.state.identities else {
+            return self.text(
+                StatusCode::NOT_FOUND,
+                "enrollment is off on this gateway: it issues no device identities".into(),
+            );
+        };
+        if path == ISSUING_CA_PATH {
+            return self.reply(
+                StatusCode::OK,
+                "application/x-pem-file",
+                Bytes::from(identities.ca_pem().to_owned()),
+            );
+        }
+        match identities.crl_pem(std::time::SystemTime::now()) {
+            Ok(pem) => self.reply(StatusCode::OK, "application/x-pem-file", Bytes::from(pem)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the CRL");
+                self.text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the CRL cannot be signed now: {e}"),
+                )
+            }
+        }
     }
 
     fn not_found(&self, path: &str) -> Reply {

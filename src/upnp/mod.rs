@@ -8,6 +8,7 @@
 pub mod client;
 pub mod description;
 pub mod device;
+pub mod enroll_agent;
 pub mod face;
 pub mod gena;
 pub mod http;

@@ -59,11 +59,13 @@ fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
     Ok(certs)
 }
 
-/// The server configuration for the HTTPS listener.
+/// The server configuration for the HTTPS listener. Client certificates are asked for and
+/// their possession proved in the handshake, but judged afterwards by [`ClientTrust`], so that
+/// a refused certificate gets an answer saying why instead of a bare TLS alert.
 pub fn server_config(
     certificate: &Path,
     key: &Path,
-    operator_ca: &Path,
+    trust: &ClientTrust,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = certificates("[trust] gateway_certificate", certificate)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
@@ -71,24 +73,246 @@ pub fn server_config(
         path: key.to_owned(),
         why: e.to_string(),
     })?;
-    let mut roots = RootCertStore::empty();
-    for ca in certificates("[trust] operator_ca", operator_ca)? {
-        roots.add(ca).map_err(|e| TlsError::File {
-            what: "[trust] operator_ca",
-            path: operator_ca.to_owned(),
-            why: e.to_string(),
-        })?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(ProvePossession {
+        hints: trust.hints.clone(),
+        algorithms: provider().signature_verification_algorithms,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Asks for a client certificate and checks that the client holds its key (the handshake
+/// signature); who the certificate names and who issued it is for [`ClientTrust::classify`].
+#[derive(Debug)]
+struct ProvePossession {
+    hints: Vec<rustls::DistinguishedName>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for ProvePossession {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &self.hints
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Who may call: operators (certificates of `[trust] operator_ca`) and enrolling devices
+/// (certificates of the issuing CA or of `[trust] device_cas`, not revoked).
+#[derive(Debug)]
+pub struct ClientTrust {
+    operators: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    device_roots: Option<Arc<RootCertStore>>,
+    devices: std::sync::RwLock<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>>,
+    hints: Vec<rustls::DistinguishedName>,
+}
+
+impl ClientTrust {
+    /// Trust in the operator CA file and in the device CAs: the files of `[trust] device_cas`
+    /// and the issuing CA's certificate (PEM), when enrollment is on.
+    pub fn new(
+        operator_ca: &Path,
+        device_cas: &[std::path::PathBuf],
+        issuing_ca_pem: Option<&str>,
+    ) -> Result<Self, TlsError> {
+        let operators = roots("[trust] operator_ca", operator_ca)?;
+        let mut hints: Vec<rustls::DistinguishedName> = operators.subjects();
+        let operators =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(operators), provider())
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut devices = RootCertStore::empty();
+        for path in device_cas {
+            for ca in certificates("[trust] device_cas", path)? {
+                devices.add(ca).map_err(|e| TlsError::File {
+                    what: "[trust] device_cas",
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?;
+            }
+        }
+        if let Some(pem) = issuing_ca_pem {
+            for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let ca = ca.map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
+                devices
+                    .add(ca)
+                    .map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
+            }
+        }
+        hints.extend(devices.subjects());
+        let device_roots = (!devices.is_empty()).then(|| Arc::new(devices));
+        let trust = Self {
+            operators,
+            device_roots,
+            devices: std::sync::RwLock::new(None),
+            hints,
+        };
+        trust.set_crls(Vec::new())?;
+        Ok(trust)
+    }
+
+    /// Device certificates are checked against these CRLs from now on (the issuing CA's, after
+    /// a decommissioning). Certificates of CAs without a CRL here are not refused for it.
+    pub fn set_crls(
+        &self,
+        crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
+    ) -> Result<(), TlsError> {
+        let verifier = match &self.device_roots {
+            Some(roots) => Some(
+                WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider())
+                    .with_crls(crls)
+                    .only_check_end_entity_revocation()
+                    .allow_unknown_revocation_status()
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?,
+            ),
+            None => None,
+        };
+        *self
+            .devices
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = verifier;
+        Ok(())
+    }
+
+    /// Whether `der` is a device certificate of a trusted device CA, valid now and not
+    /// revoked (identity evidence an adapter found, e.g. an MQTT device's certificate).
+    pub fn verify_device(&self, der: &[u8]) -> Result<(), String> {
+        let verifier = self
+            .devices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or("no device CA is configured ([trust] device_cas)")?;
+        verifier
+            .verify_client_cert(
+                &CertificateDer::from(der),
+                &[],
+                rustls_pki_types::UnixTime::now(),
+            )
+            .map(|_| ())
+            .map_err(|e| refusal(&e))
+    }
+
+    /// Judges a client's certificate chain (leaf first), whose key the client proved it holds.
+    pub fn classify(&self, chain: &[CertificateDer<'static>]) -> super::services::Caller {
+        use super::services::Caller;
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Caller::Anonymous;
+        };
+        let now = rustls_pki_types::UnixTime::now();
+        let subject = subject(leaf);
+        let as_operator = self.operators.verify_client_cert(leaf, intermediates, now);
+        if as_operator.is_ok() {
+            return Caller::Operator { subject };
+        }
+        let devices = self
+            .devices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let as_device = devices.map(|v| v.verify_client_cert(leaf, intermediates, now));
+        match as_device {
+            Some(Ok(_)) => Caller::Device {
+                subject,
+                chain: chain.to_vec(),
+            },
+            Some(Err(device_error)) => {
+                let error = match (&as_operator, &device_error) {
+                    // Judged by the CA that knows it: a device certificate refused as an
+                    // operator one says nothing useful.
+                    (
+                        Err(rustls::Error::InvalidCertificate(
+                            rustls::CertificateError::UnknownIssuer,
+                        )),
+                        e,
+                    ) => e,
+                    (Err(e), _) => e,
+                    (Ok(_), e) => e,
+                };
+                Caller::Untrusted {
+                    reason: refusal(error),
+                    subject,
+                }
+            }
+            None => Caller::Untrusted {
+                reason: as_operator.err().map_or_else(String::new, |e| refusal(&e)),
+                subject,
+            },
+        }
+    }
+}
+
+fn roots(what: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in certificates(what, path)? {
+        roots.add(ca).map_err(|e| TlsError::File {
+            what,
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Why a certificate is refused, in the words of an operator.
+fn refusal(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "it has expired; renew it".into()
+        }
+        rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "it is not valid yet; check the clocks of the gateway and the client".into()
+        }
+        rustls::Error::InvalidCertificate(C::Revoked) => {
+            "it has been revoked (the device was decommissioned)".into()
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "it is issued by a CA this gateway does not trust ([trust] operator_ca for operators, [trust] device_cas or the issuing CA for devices)".into()
+        }
+        rustls::Error::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => {
+            "it is not meant for TLS client authentication (extended key usage clientAuth)".into()
+        }
+        other => format!("it failed verification: {other}"),
+    }
 }
 
 /// The subject of a verified client certificate, for the log (`CN=...`).
@@ -112,6 +336,19 @@ pub struct DemoPki {
     pub operator_certificate: PathBuf,
     /// Operator client key.
     pub operator_key: PathBuf,
+}
+
+impl DemoPki {
+    /// The files [`generate_demo_pki`] writes in `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            server_certificate: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            operator_certificate: dir.join("operator.pem"),
+            operator_key: dir.join("operator.key"),
+        }
+    }
 }
 
 /// Generates the demo PKI in `dir` (created if needed). Keys are written with mode 0600.
@@ -161,13 +398,7 @@ pub fn generate_demo_pki(dir: &Path) -> Result<DemoPki, TlsError> {
     )
     .map_err(gen_err)?;
 
-    let pki = DemoPki {
-        ca: dir.join("ca.pem"),
-        server_certificate: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        operator_certificate: dir.join("operator.pem"),
-        operator_key: dir.join("operator.key"),
-    };
+    let pki = DemoPki::in_dir(dir);
     for (path, text, secret) in [
         (&pki.ca, ca_cert.pem(), false),
         (&pki.server_certificate, server_cert.pem(), false),
@@ -196,13 +427,15 @@ fn write_file(path: &Path, text: &str, secret: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upnp::services::Caller;
 
     #[test]
     fn the_demo_pki_should_make_a_working_server_config_with_private_keys() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let pki = generate_demo_pki(dir.path()).unwrap();
-        server_config(&pki.server_certificate, &pki.server_key, &pki.ca).unwrap();
+        let trust = ClientTrust::new(&pki.ca, &[], None).unwrap();
+        server_config(&pki.server_certificate, &pki.server_key, &trust).unwrap();
         let mode = std::fs::metadata(&pki.operator_key)
             .unwrap()
             .permissions()
@@ -217,10 +450,72 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        let err = server_config(&empty, &empty, &empty)
+        let pki = generate_demo_pki(dir.path()).unwrap();
+        let trust = ClientTrust::new(&pki.ca, &[], None).unwrap();
+        let err = server_config(&empty, &empty, &trust)
             .unwrap_err()
             .to_string();
         assert!(err.contains("[trust] gateway_certificate"), "{err}");
         assert!(err.contains("empty.pem"), "{err}");
+    }
+
+    #[test]
+    fn client_certificates_should_be_told_apart_and_revoked_ones_refused() {
+        use crate::lifecycle::pki::{DeviceSubject, IssuingCa, Revoked};
+        use rustls_pki_types::CertificateRevocationListDer;
+        use std::time::{Duration, SystemTime};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki = generate_demo_pki(&dir.path().join("demo")).unwrap();
+        let now = SystemTime::now();
+        let ca = IssuingCa::generate_lab(dir.path(), "gw", now).unwrap();
+        let trust = ClientTrust::new(&pki.ca, &[], Some(ca.certificate_pem())).unwrap();
+        let chain = |path: &Path| certificates("x", path).unwrap();
+
+        let operator = trust.classify(&chain(&pki.operator_certificate));
+        assert!(matches!(operator, Caller::Operator { .. }), "{operator:?}");
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let subject = DeviceSubject {
+            gateway_id: "gw",
+            device_id: "meter-1",
+            protocol: "modbus",
+            address: "tcp://192.0.2.7:502",
+        };
+        let issued = ca
+            .issue(&subject, &key, Duration::from_secs(3600), now, None)
+            .unwrap();
+        let device = vec![CertificateDer::from(issued.der.clone())];
+        assert!(matches!(trust.classify(&device), Caller::Device { .. }));
+        assert!(trust.verify_device(&issued.der).is_ok());
+
+        let crl = ca
+            .crl(
+                &[Revoked {
+                    serial: issued.serial.clone(),
+                    at: now,
+                }],
+                1,
+                now,
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        trust
+            .set_crls(vec![
+                CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).unwrap(),
+            ])
+            .unwrap();
+        match trust.classify(&device) {
+            Caller::Untrusted { reason, .. } => assert!(reason.contains("revoked"), "{reason}"),
+            other => panic!("a revoked certificate must not pass: {other:?}"),
+        }
+        // The demo server certificate is for server authentication only, from the operator CA.
+        match trust.classify(&chain(&pki.server_certificate)) {
+            Caller::Untrusted { reason, .. } => {
+                assert!(reason.contains("client authentication"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(trust.classify(&[]), Caller::Anonymous));
     }
 }

@@ -61,6 +61,10 @@ access = "read-write"
 name = "reboot"
 kind = "reboot"
 
+[[actions]]
+name = "factory_reset"
+kind = "factory-reset"
+
 [memory]
 initial = { setpoint = 21.0, temperature = 20.0, mode = "heat" }
 "#;
@@ -108,6 +112,23 @@ fn quote(p: &Path) -> String {
 
 /// The config of the harness in `dir` (written files: profiles, and the PKI when `tls`).
 pub(crate) fn config(dir: &Path, tls: bool) -> (Config, Option<DemoPki>) {
+    config_with(dir, tls, &Extra::default())
+}
+
+/// What a test adds to the harness's config.
+#[derive(Debug, Default)]
+pub(crate) struct Extra<'a> {
+    /// TOML appended after the devices (`[enrollment]`, `[[groups]]`, ...).
+    pub(crate) toml: &'a str,
+    /// The thermostat's group.
+    pub(crate) thermostat_group: Option<&'a str>,
+    /// The relay's group.
+    pub(crate) relay_group: Option<&'a str>,
+}
+
+/// The harness's config with `extra`.
+pub(crate) fn config_with(dir: &Path, tls: bool, extra: &Extra<'_>) -> (Config, Option<DemoPki>) {
+    let group = |g: Option<&str>| g.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
     let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     std::fs::write(profiles.join("thermostat.toml"), THERMOSTAT_PROFILE).unwrap();
@@ -144,14 +165,19 @@ id = "thermostat-1"
 name = "Hall thermostat"
 profile = "face-thermostat"
 address = "memory:thermostat-1"
-
+{thermostat_group}
 [[devices]]
 id = "relay-1"
 profile = "face-relay"
 address = "memory:relay-1"
+{relay_group}
+{extra}
 "#,
         state = quote(&dir.join("state")),
         profiles = quote(&profiles),
+        thermostat_group = group(extra.thermostat_group),
+        relay_group = group(extra.relay_group),
+        extra = extra.toml,
     );
     let config =
         Config::from_toml(&dir.join("gateway.toml"), &text).unwrap_or_else(|e| panic!("{e:?}"));
@@ -161,8 +187,20 @@ address = "memory:relay-1"
 impl Harness {
     /// Starts the gateway and its face with state in `dir`.
     pub(crate) async fn start(dir: &Path, tls: bool) -> Self {
-        let (config, pki) = config(dir, tls);
+        Self::start_with(dir, tls, &Extra::default(), |_| {}).await
+    }
+
+    /// Starts the gateway and its face with `extra` config; `prepare` sets up the simulator
+    /// before any device is attached.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        tls: bool,
+        extra: &Extra<'_>,
+        prepare: impl FnOnce(&MemoryAdapter),
+    ) -> Self {
+        let (config, pki) = config_with(dir, tls, extra);
         let memory = Arc::new(MemoryAdapter::new(Fault::None));
+        prepare(&memory);
         let adapters =
             AdapterSet::built().with(Arc::clone(&memory) as Arc<dyn iotmc_adapter::Adapter>);
         let gateway = Gateway::start(config, adapters)

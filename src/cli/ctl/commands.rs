@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::error::CtlError;
 use super::follow::{MAX_POLL_FAILURES, follow};
-use super::records::{FirmwareStatus, parse_batch_results};
+use super::records::{FirmwareStatus, parse_batch_results, parse_record};
 use super::render;
 use super::requests::{self, Call};
 use super::session::{Session, Target, out_argument};
@@ -76,13 +76,23 @@ pub(super) async fn execute(session: &Session, command: CtlCommand) -> Result<Ex
                 stdin.lock().read_line(&mut answer).map(|_| answer)
             })?;
             let call = requests::decommission(target.udn, &reason);
-            decision(session, &target, &call, |out| {
-                match out_argument(out, "Result") {
-                    Ok(result) if !result.is_empty() => format!("decommissioned: {result}"),
-                    _ => "decommissioned".into(),
+            let out = session.gateway_about(&call, &target).await?;
+            let result = out_argument(&out, "Result").unwrap_or_default();
+            let fields = parse_record(result, "Decommissioned");
+            if json {
+                let mut value = render::action_json(&target, call.action, &out);
+                if let Ok(fields) = &fields {
+                    value["decommissioned"] = render::fields_json(fields);
                 }
-            })
-            .await
+                print_json(&value);
+            } else {
+                let told = match &fields {
+                    Ok(fields) => render::decommissioned(fields),
+                    Err(_) => result.to_owned(),
+                };
+                print(&format!("{}: decommissioned; {told}", target.label()));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         CtlCommand::Set { device, values } => {
             let values = requests::assignments(&values).map_err(CtlError::usage)?;
@@ -162,8 +172,8 @@ pub(super) async fn execute(session: &Session, command: CtlCommand) -> Result<Ex
     }
 }
 
-/// An enrollment decision (approve, reject, assign-group, decommission) on the gateway about
-/// `target`; `say` words the outcome.
+/// An enrollment decision (approve, reject, assign-group) on the gateway about `target`; `say`
+/// words the outcome.
 async fn decision(
     session: &Session,
     target: &Target,

@@ -105,6 +105,18 @@ impl CtlError {
     }
 }
 
+/// What to check when the gateway refused the operator certificate (at the TLS handshake, or
+/// with a 606 naming why).
+fn refused_certificate(settings: &Settings) -> String {
+    format!(
+        "the gateway refused the client certificate: check --cert{} (IOTMC_CTL_CERT) is issued by the gateway's [trust] operator_ca and has not expired or been revoked",
+        settings
+            .cert
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" ({})", p.display()))
+    )
+}
+
 /// The kind of `error` and what to check, naming the flags and files in `settings`.
 fn hint(
     settings: &Settings,
@@ -128,10 +140,7 @@ fn hint(
         ClientError::Tls { failure, .. } => (
             "tls",
             Some(match failure {
-                TlsFailure::ClientRefused => format!(
-                    "the gateway refused the client certificate: check --cert{} (IOTMC_CTL_CERT) is issued by the gateway's [trust] operator_ca and has not expired",
-                    shown(&settings.cert)
-                ),
+                TlsFailure::ClientRefused => refused_certificate(settings),
                 TlsFailure::ClientCertificateRequired => {
                     "the gateway requires a client certificate: give --cert and --key (IOTMC_CTL_CERT, IOTMC_CTL_KEY)".into()
                 }
@@ -168,7 +177,11 @@ fn hint(
             Some("the gateway serves no such device: list them with `iotmc-gateway ctl devices`".into()),
         ),
         ClientError::Http { .. } => ("http", None),
-        ClientError::Upnp { code: 606, .. } if settings.cert.is_none() => (
+        ClientError::Upnp { code: 606, .. } if settings.cert.is_some() => (
+            "upnp",
+            Some(refused_certificate(settings)),
+        ),
+        ClientError::Upnp { code: 606, .. } => (
             "upnp",
             Some(
                 "no client certificate was given: give an operator certificate with --cert FILE --key FILE (IOTMC_CTL_CERT, IOTMC_CTL_KEY), issued by the gateway's [trust] operator_ca, and an https:// --gateway"
@@ -240,6 +253,26 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("UPnPError 606: needs an operator"), "{text}");
         assert!(text.contains("--cert FILE --key FILE"), "{text}");
+    }
+
+    #[test]
+    fn a_606_despite_a_certificate_should_say_to_check_it() {
+        let error = CtlError::action(
+            &settings(Some("/etc/ctl/op.pem")),
+            "SetValues",
+            Subject::Device("t"),
+            ClientError::Upnp {
+                code: 606,
+                description: "the client certificate is not accepted".into(),
+            },
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "the gateway refused the client certificate: check --cert (/etc/ctl/op.pem)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -39,10 +39,23 @@ impl RecordList {
 /// Parses `<root a=".."><item><field>text</field>...</item>...</root>`, checking the root's
 /// local name. The error says what is wrong.
 pub(super) fn parse_records(xml: &str, root: &str) -> Result<RecordList, String> {
+    parse_tree(xml, root, true)
+}
+
+/// Parses one record, `<root><field>text</field>...</root>`: its fields in order.
+pub(super) fn parse_record(xml: &str, root: &str) -> Result<Vec<(String, String)>, String> {
+    let mut list = parse_tree(xml, root, false)?;
+    Ok(list.items.pop().unwrap_or_default())
+}
+
+/// The list (`list`: root, items, fields) or the single record (root, fields) in `xml`.
+fn parse_tree(xml: &str, root: &str, list: bool) -> Result<RecordList, String> {
+    // Depth of the elements that are fields.
+    let field_depth = if list { 3 } else { 2 };
     let mut reader = NsReader::from_str(xml);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = true;
-    let mut list = RecordList::default();
+    let mut tree = RecordList::default();
     let mut depth = 0usize;
     let mut seen_root = false;
     loop {
@@ -59,36 +72,34 @@ pub(super) fn parse_records(xml: &str, root: &str) -> Result<RecordList, String>
                     ));
                 }
                 let local = start.local_name().into_inner().to_owned();
-                match depth {
-                    1 if local == root && !seen_root => {
-                        seen_root = true;
-                        list.attributes = attributes(&start, root)?;
-                    }
-                    1 => {
+                if depth == 1 {
+                    if local != root || seen_root {
                         return Err(format!(
                             "the document's root is {}, not {root}",
                             local.chars().take(64).collect::<String>()
                         ));
                     }
-                    2 => {
-                        if list.items.len() >= MAX_ITEMS {
-                            return Err(format!("{root} holds more than {MAX_ITEMS} items"));
-                        }
-                        list.items.push(Vec::new());
+                    seen_root = true;
+                    tree.attributes = attributes(&start, root)?;
+                }
+                if depth == field_depth - 1 {
+                    if tree.items.len() >= MAX_ITEMS {
+                        return Err(format!("{root} holds more than {MAX_ITEMS} items"));
                     }
-                    3 => {
-                        if let Some(item) = list.items.last_mut() {
-                            item.push((local, String::new()));
-                        }
-                    }
-                    _ => {}
+                    tree.items.push(Vec::new());
+                } else if depth == field_depth
+                    && let Some(item) = tree.items.last_mut()
+                {
+                    item.push((local, String::new()));
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(text) => push_text(&mut list, depth, &text.xml10_content(), root)?,
+            Event::Text(text) => {
+                push_text(&mut tree, depth >= field_depth, &text.xml10_content(), root)?;
+            }
             Event::CData(data) => {
                 let data: &str = data.as_ref();
-                push_text(&mut list, depth, data, root)?;
+                push_text(&mut tree, depth >= field_depth, data, root)?;
             }
             Event::GeneralRef(reference) => {
                 let c = resolve_reference(&reference).map_err(|e| match e {
@@ -99,7 +110,12 @@ pub(super) fn parse_records(xml: &str, root: &str) -> Result<RecordList, String>
                         format!("{root} has a bad character reference: {why}")
                     }
                 })?;
-                push_text(&mut list, depth, c.encode_utf8(&mut [0; 4]), root)?;
+                push_text(
+                    &mut tree,
+                    depth >= field_depth,
+                    c.encode_utf8(&mut [0; 4]),
+                    root,
+                )?;
             }
             Event::Empty(_) => return Err(format!("{root} is not well-formed XML")),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
@@ -112,7 +128,7 @@ pub(super) fn parse_records(xml: &str, root: &str) -> Result<RecordList, String>
     if depth != 0 {
         return Err(format!("{root} is incomplete: elements are left open"));
     }
-    Ok(list)
+    Ok(tree)
 }
 
 fn attributes(start: &BytesStart<'_>, root: &str) -> Result<Vec<(String, String)>, String> {
@@ -130,10 +146,11 @@ fn attributes(start: &BytesStart<'_>, root: &str) -> Result<Vec<(String, String)
     Ok(out)
 }
 
-fn push_text(list: &mut RecordList, depth: usize, text: &str, root: &str) -> Result<(), String> {
+/// Adds `text` to the current field when `in_field`; elsewhere only blanks are allowed.
+fn push_text(tree: &mut RecordList, in_field: bool, text: &str, root: &str) -> Result<(), String> {
     check_chars(text).map_err(|why| format!("{root}: {why}"))?;
-    if depth >= 3 {
-        if let Some((_, value)) = list.items.last_mut().and_then(|item| item.last_mut()) {
+    if in_field {
+        if let Some((_, value)) = tree.items.last_mut().and_then(|item| item.last_mut()) {
             value.push_str(text);
         }
         return Ok(());
@@ -163,6 +180,8 @@ pub(super) struct InventoryDevice {
     pub(super) lifecycle_state: String,
     /// `Availability`.
     pub(super) availability: String,
+    /// `Enrollment` (`pending`, `approved`, `rejected`; empty before enrolling), when reported.
+    pub(super) enrollment: Option<String>,
     /// `Evidence` (the identity evidence behind its enrollment), when reported.
     pub(super) evidence: Option<String>,
     /// Elements this version does not know, by name.
@@ -200,6 +219,7 @@ pub(super) fn parse_inventory(xml: &str) -> Result<Vec<InventoryDevice>, String>
                     "Group" => device.group = Some(value),
                     "LifecycleState" => device.lifecycle_state = value,
                     "Availability" => device.availability = value,
+                    "Enrollment" => device.enrollment = Some(value),
                     "Evidence" => device.evidence = Some(value),
                     _ => {
                         device.other.insert(name, value);
@@ -376,7 +396,7 @@ mod tests {
 
     #[test]
     fn an_inventory_should_yield_every_device_with_group_evidence_and_unknown_fields() {
-        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Inventory><Device><UDN>uuid:11111111-2222-5333-8444-555555555555</UDN><Id>thermostat-1</Id><Protocol>memory</Protocol><Address>memory:a&amp;b</Address><Profile>face-thermostat</Profile><LifecycleState>Commissioned</LifecycleState><Availability>Online</Availability><Group>hall</Group><Evidence>install-code</Evidence><Vlan>20</Vlan></Device><Device><UDN>uuid:x</UDN><Id>relay-1</Id><Protocol>memory</Protocol><Address>memory:relay-1</Address><Profile>face-relay</Profile><LifecycleState>PendingApproval</LifecycleState><Availability>Unknown</Availability></Device></Inventory>"#;
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Inventory><Device><UDN>uuid:11111111-2222-5333-8444-555555555555</UDN><Id>thermostat-1</Id><Protocol>memory</Protocol><Address>memory:a&amp;b</Address><Profile>face-thermostat</Profile><LifecycleState>Commissioned</LifecycleState><Availability>Online</Availability><Group>hall</Group><Enrollment>approved</Enrollment><Evidence>install-code</Evidence><Vlan>20</Vlan></Device><Device><UDN>uuid:x</UDN><Id>relay-1</Id><Protocol>memory</Protocol><Address>memory:relay-1</Address><Profile>face-relay</Profile><LifecycleState>PendingApproval</LifecycleState><Availability>Unknown</Availability></Device></Inventory>"#;
         let devices = parse_inventory(xml).unwrap();
         assert_eq!(devices.len(), 2);
         let t = &devices[0];
@@ -384,6 +404,7 @@ mod tests {
         assert_eq!(t.address, "memory:a&b");
         assert_eq!(t.group.as_deref(), Some("hall"));
         assert_eq!(t.evidence.as_deref(), Some("install-code"));
+        assert_eq!(t.enrollment.as_deref(), Some("approved"));
         assert_eq!(t.other.get("Vlan").map(String::as_str), Some("20"));
         assert!(t.is_named("thermostat-1"));
         assert!(t.is_named("11111111-2222-5333-8444-555555555555"));
@@ -391,6 +412,24 @@ mod tests {
         assert!(!t.is_named("relay-1"));
         assert_eq!(devices[1].group, None);
         assert_eq!(devices[1].lifecycle_state, "PendingApproval");
+    }
+
+    #[test]
+    fn a_single_record_should_yield_its_fields_in_order() {
+        let xml = "<Decommissioned><Id>t-1</Id><UDN>uuid:a</UDN><RevokedSerial>0a1b</RevokedSerial><FactoryReset>done</FactoryReset><Audit>kept</Audit></Decommissioned>";
+        let fields = parse_record(xml, "Decommissioned").unwrap();
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Id", "UDN", "RevokedSerial", "FactoryReset", "Audit"]
+        );
+        assert_eq!(fields[2].1, "0a1b");
+        assert!(
+            parse_record("<Decommissioned>loose</Decommissioned>", "Decommissioned")
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(parse_record("<Inventory/>", "Decommissioned").is_err());
     }
 
     #[test]

@@ -45,8 +45,10 @@ fn or_dash(value: Option<&str>) -> String {
     }
 }
 
-/// The device table of `ctl devices`; an EVIDENCE column when the gateway reports evidence.
+/// The device table of `ctl devices`; ENROLLMENT and EVIDENCE columns when the gateway
+/// reports them.
 pub(super) fn devices(devices: &[InventoryDevice]) -> String {
+    let enrollment = devices.iter().any(|d| d.enrollment.is_some());
     let evidence = devices.iter().any(|d| d.evidence.is_some());
     let mut header = vec![
         "ID",
@@ -58,6 +60,9 @@ pub(super) fn devices(devices: &[InventoryDevice]) -> String {
         "LIFECYCLE",
         "AVAILABILITY",
     ];
+    if enrollment {
+        header.push("ENROLLMENT");
+    }
     if evidence {
         header.push("EVIDENCE");
     }
@@ -74,6 +79,9 @@ pub(super) fn devices(devices: &[InventoryDevice]) -> String {
                 d.lifecycle_state.clone(),
                 d.availability.clone(),
             ];
+            if enrollment {
+                row.push(or_dash(d.enrollment.as_deref()));
+            }
             if evidence {
                 row.push(or_dash(d.evidence.as_deref()));
             }
@@ -187,6 +195,42 @@ pub(super) fn action_json(device: &Target, action: &str, out: &[(String, String)
     value
 }
 
+/// DecommissionDevice's `Result` fields in words: `certificate 0a1b revoked, factory reset:
+/// done, 12 log records wiped, audit record kept`.
+pub(super) fn decommissioned(fields: &[(String, String)]) -> String {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let mut parts = Vec::new();
+    parts.push(match get("RevokedSerial") {
+        Some(serial) => format!("certificate {serial} revoked"),
+        None => "no certificate to revoke".to_owned(),
+    });
+    if let Some(reset) = get("FactoryReset") {
+        parts.push(format!("factory reset: {reset}"));
+    }
+    if let Some(wiped) = get("WipedLogRecords") {
+        parts.push(format!("{wiped} log records wiped"));
+    }
+    if let Some(audit) = get("Audit") {
+        parts.push(format!("audit record {audit}"));
+    }
+    parts.join(", ")
+}
+
+/// Fields as a JSON object with snake_case keys.
+pub(super) fn fields_json(fields: &[(String, String)]) -> Value {
+    let mut value = json!({});
+    for (name, v) in fields {
+        value[snake_case(name)] = json!(v);
+    }
+    value
+}
+
 /// `LifecycleState` → `lifecycle_state`, `DeviceUDN` → `device_udn`.
 pub(super) fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
@@ -224,6 +268,7 @@ mod tests {
             group: group.map(Into::into),
             lifecycle_state: "Commissioned".into(),
             availability: "Online".into(),
+            enrollment: None,
             evidence: evidence.map(Into::into),
             other: Default::default(),
         }
@@ -322,6 +367,26 @@ mod tests {
         assert_eq!(json["percent"], 45);
         assert_eq!(json["device"], "t-1");
         assert_eq!(json["time"], "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_decommissioning_should_be_told_in_words() {
+        let fields: Vec<(String, String)> = [
+            ("Id", "t-1"),
+            ("RevokedSerial", "0a1b"),
+            ("FactoryReset", "done"),
+            ("WipedLogRecords", "12"),
+            ("Audit", "kept"),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(
+            decommissioned(&fields),
+            "certificate 0a1b revoked, factory reset: done, 12 log records wiped, audit record kept"
+        );
+        assert_eq!(decommissioned(&[]), "no certificate to revoke");
+        assert_eq!(fields_json(&fields)["wiped_log_records"], "12");
     }
 
     #[test]

@@ -150,15 +150,13 @@ pub(super) fn start(
         .keys()
         .map(|g| (g.clone(), Vec::new()))
         .collect();
-    for device in inner.devices.values() {
-        if let Some(group) = &device.group {
-            groups
-                .entry(group.clone())
-                .or_default()
-                .push(device.id.clone());
+    let live = inner.live_devices();
+    for device in &live {
+        if let Some(group) = inner.group_of(&device.id) {
+            groups.entry(group).or_default().push(device.id.clone());
         }
     }
-    let ids: Vec<String> = inner.devices.keys().cloned().collect();
+    let ids: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
     let devices = parse_targets(targets, &groups, &ids).map_err(EngineError::InvalidArgument)?;
     let stored = read(&inner.images)
         .iter()

@@ -178,15 +178,22 @@ impl IssuingCa {
 
     /// Issues the identity certificate of `subject` for `public_key`, valid `validity` from
     /// `now`: CN the device id, OU its protocol, O the gateway, the subject alternative name
-    /// [`DeviceSubject::uri`], for TLS clients and servers, not a CA.
+    /// [`DeviceSubject::uri`], for TLS clients and servers, not a CA; with the URL its CRL is
+    /// published at, when given.
     pub fn issue(
         &self,
         subject: &DeviceSubject<'_>,
         public_key: &impl PublicKeyData,
         validity: Duration,
         now: SystemTime,
+        crl_url: Option<&str>,
     ) -> Result<Issued, CaError> {
         let mut params = CertificateParams::default();
+        if let Some(url) = crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
         let dn = &mut params.distinguished_name;
         dn.push(DnType::CommonName, subject.device_id);
         dn.push(DnType::OrganizationalUnitName, subject.protocol);
@@ -275,7 +282,7 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

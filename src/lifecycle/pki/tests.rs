@@ -57,7 +57,15 @@ fn a_device_certificate_should_chain_to_the_issuing_ca_and_name_the_device() {
     let ca = lab(dir.path());
     let device_key = KeyPair::generate().unwrap();
     let now = SystemTime::now();
-    let issued = ca.issue(&subject(), &device_key, 365 * DAY, now).unwrap();
+    let issued = ca
+        .issue(
+            &subject(),
+            &device_key,
+            365 * DAY,
+            now,
+            Some("http://127.0.0.1:8080/pki/crl.pem"),
+        )
+        .unwrap();
     assert_eq!(issued.serial.len(), 32);
     verify(&ca, Vec::new(), &issued, now).unwrap();
 
@@ -73,6 +81,11 @@ fn a_device_certificate_should_chain_to_the_issuing_ca_and_name_the_device() {
         "{uri}"
     );
     assert!(!cert.is_ca());
+    let extensions = format!("{:?}", cert.extensions());
+    assert!(
+        extensions.contains("127.0.0.1:8080/pki/crl.pem"),
+        "no CRL distribution point: {extensions}"
+    );
 }
 
 #[test]
@@ -81,7 +94,7 @@ fn an_expired_device_certificate_should_be_refused() {
     let ca = lab(dir.path());
     let now = SystemTime::now();
     let issued = ca
-        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now)
+        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now, None)
         .unwrap();
     let error = verify(&ca, Vec::new(), &issued, now + 2 * DAY).unwrap_err();
     assert!(format!("{error:?}").contains("Expired"), "{error:?}");
@@ -93,10 +106,10 @@ fn a_revoked_device_certificate_should_be_refused_by_a_verifier_with_the_crl() {
     let ca = lab(dir.path());
     let now = SystemTime::now();
     let revoked = ca
-        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now)
+        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now, None)
         .unwrap();
     let kept = ca
-        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now)
+        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now, None)
         .unwrap();
     let crl = ca
         .crl(
@@ -122,7 +135,7 @@ fn a_certificate_of_another_ca_should_be_refused() {
     let (ca, stranger) = (lab(ours.path()), lab(theirs.path()));
     let now = SystemTime::now();
     let issued = stranger
-        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now)
+        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now, None)
         .unwrap();
     // Both lab CAs carry the same name: the verifier finds "ours" by name and the signature
     // does not match; with another name it finds no issuer. Refused either way.
@@ -179,7 +192,7 @@ fn a_ca_certificate_with_another_key_should_be_refused() {
     let ca = IssuingCa::load(&first.path().join("issuing-ca.pem"), right).unwrap();
     let now = SystemTime::now();
     let issued = ca
-        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now)
+        .issue(&subject(), &KeyPair::generate().unwrap(), DAY, now, None)
         .unwrap();
     verify(&ca, Vec::new(), &issued, now).unwrap();
 }

@@ -64,10 +64,7 @@ pub(super) fn clear_log(
         .diagnostics
         .clear(&id, cursor)
         .map_err(|e| refused(device, "ClearDiagnosticsLog", &e))?;
-    let operator = match caller {
-        Caller::Operator { subject } => Some(subject.as_str()),
-        Caller::Anonymous => None,
-    };
+    let operator = caller.operator();
     state
         .diagnostics
         .record(&id, observe::cleared(removed, cursor, operator));

@@ -29,6 +29,8 @@ pub const DEVICE_REFUSED: u16 = 709;
 pub const DEVICE_DETACHED: u16 = 710;
 /// 711: the device answered something the profile does not explain.
 pub const DEVICE_MALFORMED: u16 = 711;
+/// 720: a BatchSetValues BatchId already used (or in use) for a different request.
+pub const BATCH_ID_REUSED: u16 = 720;
 
 /// 701 for argument `argument` of `operation`.
 pub fn invalid_xml(

@@ -2,11 +2,12 @@
 //! this caller call it, are the arguments right, is its engine built), then the action itself
 //! through the adapter contract, and the events its outcome causes.
 
-mod batch;
+pub mod batch;
 pub mod cms;
 pub mod diagnostics;
 pub mod errors;
 mod firmware;
+pub mod lifecycle;
 pub mod specs;
 
 pub use firmware::forward_notices;
@@ -36,6 +37,32 @@ pub enum Caller {
         /// The certificate's subject, for the log.
         subject: String,
     },
+    /// HTTPS with a device identity certificate (the issuing CA's or a `[trust] device_cas`
+    /// one, not revoked): it may enroll, nothing else that changes state.
+    Device {
+        /// The certificate's subject.
+        subject: String,
+        /// The chain presented, leaf first.
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    },
+    /// HTTPS with a certificate the gateway does not accept: treated as anonymous, and told
+    /// why when it tries more.
+    Untrusted {
+        /// The certificate's subject.
+        subject: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+impl Caller {
+    /// The operator's certificate subject, when the caller is an operator.
+    pub fn operator(&self) -> Option<&str> {
+        match self {
+            Self::Operator { subject } => Some(subject),
+            _ => None,
+        }
+    }
 }
 
 /// The gateway's own root device.
@@ -74,6 +101,42 @@ pub struct FaceState {
     pub http_port: u16,
     /// Host part of URLs handed out when the request named none: the first served address.
     pub default_host: String,
+    /// Who may call over HTTPS (when it is served).
+    pub client_trust: Option<Arc<crate::upnp::tls::ClientTrust>>,
+    /// Device identities and enrollments (when enrollment is on).
+    pub identities: Option<Arc<crate::lifecycle::Identities>>,
+    /// The configuration (groups, their defaults and zero-touch rules).
+    pub config: Arc<crate::config::Config>,
+    /// Where the SSDP face takes its advertised devices (set once SSDP runs).
+    pub ssdp_devices:
+        std::sync::OnceLock<tokio::sync::watch::Sender<Vec<crate::upnp::ssdp::AdvertisedDevice>>>,
+    /// BatchSetValues: the batches running now, and the bound on the finished ones kept.
+    pub batches: batch::Batches,
+}
+
+impl FaceState {
+    /// The managed (not decommissioned) device with this UDN.
+    pub fn device(&self, udn: Uuid) -> Option<Arc<VirtualDevice>> {
+        self.devices.get(&udn).filter(|d| d.is_active()).cloned()
+    }
+
+    /// The managed (not decommissioned) devices.
+    pub fn live_devices(&self) -> impl Iterator<Item = &Arc<VirtualDevice>> {
+        self.devices.values().filter(|d| d.is_active())
+    }
+}
+
+/// Takes a decommissioned device off the network face: its services' subscriptions end, and
+/// SSDP says byebye for it.
+pub fn retire_device(state: &FaceState, device: &VirtualDevice) {
+    for spec in specs::DEVICE_SERVICES {
+        if spec.is_evented() {
+            state.eventing.unregister(&event_key(device.udn, spec));
+        }
+    }
+    if let Some(ssdp) = state.ssdp_devices.get() {
+        ssdp.send_replace(crate::upnp::face::advertised_devices(state));
+    }
 }
 
 /// What a control URL addresses.
@@ -195,7 +258,7 @@ pub async fn call(
                 .join(", ")
         )));
     };
-    if action.access == Access::StateChanging && *caller == Caller::Anonymous {
+    if action.access == Access::StateChanging && caller.operator().is_none() {
         if let Target::Device(device) = target {
             state.diagnostics.record_limited(
                 &device.record().id,
@@ -203,8 +266,17 @@ pub async fn call(
                 crate::diagnostics::observe::refused_caller(spec.name, action.name),
             );
         }
+        let presented = match caller {
+            Caller::Untrusted { subject, reason } => {
+                format!("the client certificate `{subject}` is not accepted: {reason}; ")
+            }
+            Caller::Device { subject, .. } => {
+                format!("`{subject}` is a device identity certificate, which may only enroll; ")
+            }
+            _ => String::new(),
+        };
         return Err(UpnpError::not_authorized(format!(
-            "{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
+            "{presented}{} changes device state and needs an authenticated operator: call it over HTTPS{} with a client certificate issued by the operator CA ([trust] operator_ca)",
             action.name,
             state
                 .https_port
@@ -231,13 +303,10 @@ pub async fn call(
             spec.name, action.name
         )));
     }
-    let operator = match caller {
-        Caller::Operator { subject } => {
-            tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
-            Some(subject.as_str())
-        }
-        Caller::Anonymous => None,
-    };
+    let operator = caller.operator();
+    if let Some(subject) = operator {
+        tracing::info!(operator = %subject, service = spec.name, action = action.name, "state-changing action");
+    }
     match target {
         Target::Gateway => gateway_action(state, action.name, &args, caller).await,
         Target::Device(device) => {
@@ -277,10 +346,15 @@ async fn gateway_action(
     match action {
         "GetInventory" => {
             let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Inventory>"#);
-            for device in state.devices.values() {
+            for device in state.live_devices() {
                 let record = device.record();
+                let enrollment = state
+                    .identities
+                    .as_ref()
+                    .and_then(|i| i.get(&record.id).ok().flatten())
+                    .and_then(|i| i.enrollment);
                 xml.push_str(&format!(
-                    "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability></Device>",
+                    "<Device><UDN>uuid:{}</UDN><Id>{}</Id><Protocol>{}</Protocol><Address>{}</Address><Profile>{}</Profile><LifecycleState>{}</LifecycleState><Availability>{}</Availability><Group>{}</Group><Enrollment>{}</Enrollment><Evidence>{}</Evidence></Device>",
                     device.udn,
                     escape(record.id.as_str()),
                     escape(record.protocol.as_str()),
@@ -288,6 +362,9 @@ async fn gateway_action(
                     escape(record.profile.as_str()),
                     record.lifecycle.as_str(),
                     device.live().availability.as_str(),
+                    escape(record.group.as_deref().unwrap_or("")),
+                    enrollment.as_ref().map_or("", |e| e.outcome.as_str()),
+                    escape(enrollment.as_ref().map_or("", |e| e.evidence.as_str())),
                 ));
             }
             xml.push_str("</Inventory>");
@@ -299,6 +376,11 @@ async fn gateway_action(
         | "AbortFirmwareCampaign"
         | "GetFirmwareCampaignStatus" => firmware::campaign_action(state, action, args),
         "BatchSetValues" => batch::batch_set_values(state, args, caller).await,
+        "Enroll" => lifecycle::enroll(state, args, caller).await,
+        "ApproveEnrollment" => lifecycle::approve(state, args, caller).await,
+        "RejectEnrollment" => lifecycle::reject(state, args, caller).await,
+        "AssignGroup" => lifecycle::assign_group(state, args, caller).await,
+        "DecommissionDevice" => lifecycle::decommission(state, args, caller).await,
         other => Err(UpnpError::action_failed(format!(
             "internal: {other} has no handler"
         ))),
@@ -362,10 +444,7 @@ async fn device_action(
             Ok(vec![("ParameterValueList", list)])
         }
         ("ConfigurationManagement", "SetValues") => {
-            let result = cms::set_values(device, arg(0)).await;
-            note_availability(state, device, result.as_ref().map(|_| true));
-            let written = result?;
-            configuration_changed(state, device, written, ChangeSource::Write);
+            write_values(state, device, arg(0)).await?;
             Ok(vec![("Status", "ChangesApplied".into())])
         }
         ("ConfigurationManagement", "GetCurrentConfigurationVersion") => Ok(vec![(
@@ -402,6 +481,21 @@ async fn device_action(
             "internal: {service}#{action} has no handler"
         ))),
     }
+}
+
+/// SetValues of `list` on `device` (ConfigurationManagement's action, and each device of a
+/// BatchSetValues): checks and writes through the adapter, notes what the exchange said about
+/// availability, and events the change.
+async fn write_values(
+    state: &FaceState,
+    device: &VirtualDevice,
+    list: &str,
+) -> Result<(), UpnpError> {
+    let result = cms::set_values(device, list).await;
+    note_availability(state, device, result.as_ref().map(|_| true));
+    let written = result?;
+    configuration_changed(state, device, written, ChangeSource::Write);
+    Ok(())
 }
 
 /// Invokes the profile action of `kind` (Reboot, BaselineReset).

@@ -11,9 +11,6 @@ use crate::upnp::scpd::{
 const READ: Access = Access::ReadOnly;
 const CHANGE: Access = Access::StateChanging;
 
-const ENROLLMENT_ENGINE: &str = "the enrollment service (mutual-TLS enrollment, approval queue) is not part of this release yet";
-const BATCH_ENGINE: &str = "batch configuration is not part of this release yet";
-
 /// Lifecycle states as Lifecycle:1 reports them.
 pub const LIFECYCLE_STATES: &[&str] = &[
     "Manufactured",
@@ -323,7 +320,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Detail", "A_ARG_TYPE_String"),
             ],
             access: READ,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "ApproveEnrollment",
@@ -333,7 +330,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("LifecycleState", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "RejectEnrollment",
@@ -342,7 +339,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 i("Reason", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "AssignGroup",
@@ -351,7 +348,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 i("Group", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "DecommissionDevice",
@@ -361,7 +358,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Result", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(ENROLLMENT_ENGINE),
+            missing: None,
         },
         Action {
             name: "BatchSetValues",
@@ -373,7 +370,7 @@ pub static MANAGEMENT_CONTROLLER: ServiceSpec = ServiceSpec {
                 o("Results", "A_ARG_TYPE_String"),
             ],
             access: CHANGE,
-            missing: Some(BATCH_ENGINE),
+            missing: None,
         },
         Action {
             name: "StartFirmwareCampaign",

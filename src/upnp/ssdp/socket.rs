@@ -136,6 +136,12 @@ impl SsdpHandle {
         self.devices.send_replace(devices);
     }
 
+    /// A cloneable way to call [`SsdpHandle::set_devices`] from another task (a device
+    /// decommissioned while the gateway runs).
+    pub fn device_updates(&self) -> watch::Sender<Vec<AdvertisedDevice>> {
+        self.devices.clone()
+    }
+
     /// The served interfaces changed: `ssdp:update` (BOOTID → NEXTBOOTID) and alive on the new
     /// addresses, and searches answered from them. Never blocks.
     pub fn update_interfaces(&self, interfaces: Vec<ServedInterface>) {

@@ -18,9 +18,9 @@ use super::SimulatedDevice;
 use crate::profile::ActionKind;
 use crate::{
     ActionOutcome, ActionRequest, ActivationMode, Adapter, BankInfo, DeviceBinding, DeviceLink,
-    DeviceLogRecord, FirmwareCapabilities, FirmwareImage, FirmwareTarget, Identity, LinkError,
-    LinkEvent, LocatedError, LogBatch, LogCursor, LogSource, Profile, Readings, Resource, Severity,
-    StageOutcome, StageProgress, Value,
+    DeviceLogRecord, FirmwareCapabilities, FirmwareImage, FirmwareTarget, Identity,
+    IdentityEvidence, LinkError, LinkEvent, LocatedError, LogBatch, LogCursor, LogSource, Profile,
+    Readings, Resource, Severity, StageOutcome, StageProgress, Value,
 };
 
 /// The protocol section of the memory adapter.
@@ -49,6 +49,8 @@ pub struct MemoryAdapter {
     fault: Fault,
     /// The simulated devices by address, so tests can reach the simulator behind a link.
     devices: RwLock<BTreeMap<String, Arc<MemoryDevice>>>,
+    /// Identity evidence the devices at these addresses will report (e.g. a bonded key).
+    evidence: RwLock<BTreeMap<String, IdentityEvidence>>,
 }
 
 impl MemoryAdapter {
@@ -57,7 +59,18 @@ impl MemoryAdapter {
         Self {
             fault,
             devices: RwLock::default(),
+            evidence: RwLock::default(),
         }
+    }
+
+    /// The device attached at `address` from now on reports `evidence` when it identifies
+    /// itself (a simulated bonded key or install code); devices already attached are not
+    /// changed.
+    pub fn set_evidence(&self, address: &str, evidence: IdentityEvidence) {
+        self.evidence
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(address.to_owned(), evidence);
     }
 
     /// The simulated device attached at `address`, for the test to control.
@@ -123,6 +136,14 @@ impl Adapter for MemoryAdapter {
             .filter_map(|(k, v)| Some((k.clone(), Value::from_toml(v)?)))
             .collect();
         let link = MemoryLink::new(Arc::clone(&binding.profile), initial, self.fault);
+        if let Some(evidence) = self
+            .evidence
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&binding.address)
+        {
+            link.device.with(|s| s.evidence = evidence.clone());
+        }
         self.devices
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -139,6 +160,7 @@ struct DeviceState {
     next_log_index: u64,
     banks: Vec<BankInfo>,
     staged: Option<String>,
+    evidence: IdentityEvidence,
 }
 
 /// A simulated device held in memory.
@@ -280,6 +302,7 @@ impl DeviceLink for MemoryLink {
             model: self.profile.model.clone(),
             serial: Some("MEM-0001".into()),
             firmware_version: version,
+            evidence: self.device.with(|s| s.evidence.clone()),
             ..Identity::default()
         })
     }

@@ -4,11 +4,13 @@
 //!   profile's value types.
 //! - [`tasmota`], [`homie`], [`generic`]: each dialect's messages.
 //! - [`discovery`]: Tasmota last wills and Homie 5 states, for discovery.
+//! - [`proof`]: identity proofs of generic devices: the signed challenge and its check.
 
 pub mod discovery;
 pub mod generic;
 pub mod homie;
 pub mod json;
+pub mod proof;
 pub mod tasmota;
 
 /// Why a payload could not be used. Carries the topic so the error names where it came from.

@@ -9,6 +9,8 @@
 //! [mqtt.generic]
 //! availability = { topic = "ahu/{device}/status" }
 //! identity = { request = { topic = "ahu/{device}/rpc", payload = { op = "info" } } }
+//! # Optional: the device proves it holds its certificate's key (see `codec::proof`).
+//! # identity.proof = { request = { topic = "ahu/{device}/rpc", payload = { op = "prove" } } }
 //! [mqtt.generic.parameters.setpoint]
 //! pointer = "/setpoint"
 //! state_topic = "ahu/{device}/state"
@@ -142,7 +144,67 @@ pub struct IdentityMap {
     /// Pointer of the hardware revision (default `/hardware`).
     #[serde(default = "default_hardware")]
     pub hardware_version: String,
+    /// A proof that the device holds its certificate's private key: only then is the
+    /// certificate reported as the device's identity evidence. Without it the evidence is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofMap>,
 }
+
+/// `[mqtt.generic.identity.proof]`: the challenge request and where the answer carries the
+/// certificate and the signature. The gateway places a fresh 32-byte random nonce (base64) in
+/// the payload at `nonce`; the device signs `"iotmc-identity-proof-v1\0" + address + "\0" +
+/// nonce bytes` (the address is the binding's, `mqtt://<broker>/<device>`) with its
+/// certificate's key (ECDSA P-256 or P-384 with an ASN.1 DER signature, or Ed25519).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProofMap {
+    /// The challenge: topic template and JSON payload, e.g. `{ topic = "ahu/{device}/rpc",
+    /// payload = { op = "prove" } }`. Its `pointer` is not used: the nonce goes at `nonce`.
+    pub request: RequestMap,
+    /// JSON pointer in the request payload at which the gateway places the nonce: 32 random
+    /// bytes, standard base64 (default `/nonce`).
+    #[serde(default = "default_nonce")]
+    pub nonce: String,
+    /// JSON pointer in the request payload at which the gateway places the address the
+    /// signature must cover, for devices that do not know the broker's name in the gateway's
+    /// config (such a device must check that the device part is its own). Default: not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// JSON pointer of the device's certificate in the answer: base64 DER or PEM text, or an
+    /// array of them with the leaf first (default `/certificate`). At most 8 KiB of DER.
+    #[serde(default = "default_certificate")]
+    pub certificate: String,
+    /// JSON pointer of the signature in the answer, base64 (default `/signature`).
+    #[serde(default = "default_signature")]
+    pub signature: String,
+    /// JSON pointer at which the answer echoes the nonce, if the device echoes it: an answer
+    /// echoing another nonce is refused before its signature is checked. Default: no echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<String>,
+    /// How long the device may take to sign (default: `[mqtt] response_timeout`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_duration::option"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
+}
+
+fn default_nonce() -> String {
+    "/nonce".to_owned()
+}
+
+fn default_certificate() -> String {
+    "/certificate".to_owned()
+}
+
+fn default_signature() -> String {
+    "/signature".to_owned()
+}
+
+/// Longest `identity.proof.timeout` accepted.
+pub const MAX_PROOF_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn default_serial() -> String {
     "/serial".to_owned()
@@ -286,10 +348,13 @@ impl GenericSection {
     /// Where the profile first uses request/response, as a field path, if it does: such a
     /// device needs an MQTT 5 broker connection.
     pub fn first_request(&self) -> Option<String> {
-        if let Some(i) = &self.identity
-            && i.request.is_some()
-        {
-            return Some("mqtt.generic.identity.request".into());
+        if let Some(i) = &self.identity {
+            if i.request.is_some() {
+                return Some("mqtt.generic.identity.request".into());
+            }
+            if i.proof.is_some() {
+                return Some("mqtt.generic.identity.proof.request".into());
+            }
         }
         for (name, p) in &self.parameters {
             if p.read.is_some() {

@@ -8,9 +8,12 @@
 //!   values with the same write request go in one payload.
 //! - The device's own error (at the error pointer) is `DeviceRefused` with its words; an
 //!   answer the gateway cannot read is `Malformed`; no answer is `Timeout`.
+//! - Identity evidence is the device's certificate only when it proves it holds the key
+//!   (`identity.proof`, [`crate::codec::proof`]); otherwise none.
 
 mod firmware;
 mod logs;
+mod proof;
 mod request;
 mod watch;
 
@@ -26,6 +29,7 @@ use serde_json::Value as Json;
 use tokio::sync::broadcast;
 
 use super::{EventHub, LinkContext, TaskGuard, watch_broker};
+use crate::address::Address;
 use crate::codec::generic::{output_value, place, text_at, value_at};
 use crate::codec::json::from_value;
 use crate::profile::generic::{GenericSection, expand};
@@ -38,6 +42,8 @@ use request::{Ask, Requester};
 #[derive(Debug)]
 pub struct GenericLink {
     context: LinkContext,
+    /// Its address, `mqtt://<broker>/<device>`: what an identity proof signs.
+    address: String,
     section: GenericSection,
     requester: Requester,
     hub: Arc<EventHub>,
@@ -147,8 +153,14 @@ impl GenericLink {
             },
             None => None,
         };
+        let address = Address {
+            broker: context.broker.name().to_owned(),
+            device: device.clone(),
+        }
+        .to_string();
         Ok(Arc::new(Self {
             context,
+            address,
             section,
             requester,
             hub,
@@ -252,6 +264,10 @@ impl DeviceLink for GenericLink {
         identity.serial = text(&map.serial)?;
         identity.firmware_version = text(&map.firmware_version)?;
         identity.hardware_version = text(&map.hardware_version)?;
+        if let Some(map) = &map.proof {
+            let topic = self.topic(&map.request.topic);
+            identity.evidence = proof::evidence(&self.requester, map, &topic, &self.address).await;
+        }
         Ok(identity)
     }
 

@@ -4,7 +4,8 @@ use iotmc_adapter::{LocatedError, Profile};
 use serde_json::Value as Json;
 
 use super::{
-    CHUNK_SIZES, FIRMWARE_CHUNKED, GenericSection, LOGS_REQUEST, LOGS_TOPIC, RequestMap, expand,
+    CHUNK_SIZES, FIRMWARE_CHUNKED, GenericSection, LOGS_REQUEST, LOGS_TOPIC, MAX_PROOF_TIMEOUT,
+    ProofMap, RequestMap, expand,
 };
 use crate::codec::generic::place;
 use crate::codec::json::check_pointer;
@@ -57,6 +58,9 @@ pub(crate) fn check(profile: &Profile, section: &GenericSection) -> Vec<LocatedE
             if let Some(p) = pointer {
                 check_ptr(&mut fail, format!("identity.{field}"), p);
             }
+        }
+        if let Some(proof) = &i.proof {
+            check_proof(&mut fail, proof);
         }
     }
 
@@ -238,6 +242,87 @@ fn check_request(fail: &mut dyn FnMut(String, String), field: &str, request: &Re
         && let Err(why) = check_pointer(p)
     {
         fail(format!("{field}.pointer"), why);
+    }
+}
+
+/// `identity.proof`: a request whose payload can take the nonce (and the address), and
+/// distinct, non-empty pointers into the answer.
+fn check_proof(fail: &mut dyn FnMut(String, String), proof: &ProofMap) {
+    const AT: &str = "identity.proof";
+    check_topic(fail, format!("{AT}.request.topic"), &proof.request.topic);
+    if proof.request.pointer.is_some() {
+        fail(
+            format!("{AT}.request.pointer"),
+            "the proof request places the nonce at `identity.proof.nonce`; remove `pointer`".into(),
+        );
+    }
+    let mut payload = proof.request.payload.clone();
+    let placed = [
+        ("nonce", Some(&proof.nonce)),
+        ("address", proof.address.as_ref()),
+    ];
+    for (field, pointer) in placed {
+        let Some(pointer) = pointer else { continue };
+        if pointer.is_empty() {
+            fail(
+                format!("{AT}.{field}"),
+                format!(
+                    "the {field} cannot be the whole payload; give a pointer such as `/{field}`"
+                ),
+            );
+        } else if let Err(why) = check_pointer(pointer) {
+            fail(format!("{AT}.{field}"), why);
+        } else if let Err(why) = place(&mut payload, pointer, Json::Bool(true)) {
+            fail(format!("{AT}.{field}"), why);
+        }
+    }
+    if proof.address.as_ref() == Some(&proof.nonce) {
+        fail(
+            format!("{AT}.address"),
+            format!(
+                "the address and the nonce both go at `{}`; give them different pointers",
+                proof.nonce
+            ),
+        );
+    }
+    let answered = [
+        ("certificate", Some(&proof.certificate)),
+        ("signature", Some(&proof.signature)),
+        ("echo", proof.echo.as_ref()),
+    ];
+    for (field, pointer) in answered {
+        let Some(pointer) = pointer else { continue };
+        if pointer.is_empty() {
+            fail(
+                format!("{AT}.{field}"),
+                format!(
+                    "the {field} cannot be the whole answer; give a pointer such as `/{field}`"
+                ),
+            );
+        } else {
+            check_ptr(fail, format!("{AT}.{field}"), pointer);
+        }
+    }
+    if proof.certificate == proof.signature {
+        fail(
+            format!("{AT}.signature"),
+            format!(
+                "the certificate and the signature are both read at `{}`; give them different pointers",
+                proof.signature
+            ),
+        );
+    }
+    if let Some(timeout) = proof.timeout
+        && (timeout.is_zero() || timeout > MAX_PROOF_TIMEOUT)
+    {
+        fail(
+            format!("{AT}.timeout"),
+            format!(
+                "{} is outside 1ms ..= {}; give the time the device needs to sign, e.g. \"10s\"",
+                humantime::format_duration(timeout),
+                humantime::format_duration(MAX_PROOF_TIMEOUT)
+            ),
+        );
     }
 }
 

@@ -328,3 +328,117 @@ fn schema_should_document_the_generic_table() {
         assert!(schema.contains(words), "{words} missing from the schema");
     }
 }
+
+const SHIPPED_IDENTITY: &str =
+    "identity = { request = { topic = \"iotmc/ahu/{device}/rpc\", payload = { op = \"info\" } } }";
+
+/// The shipped profile with `identity` replaced by a table and the given proof table appended.
+fn with_proof(proof: &str) -> String {
+    let shipped = shipped_text();
+    assert!(shipped.contains(SHIPPED_IDENTITY));
+    format!(
+        "{}\n[mqtt.generic.identity]\nrequest = {{ topic = \"iotmc/ahu/{{device}}/rpc\", payload = {{ op = \"info\" }} }}\n\n[mqtt.generic.identity.proof]\n{proof}\n",
+        shipped.replace(SHIPPED_IDENTITY, "")
+    )
+}
+
+#[test]
+fn a_proof_section_should_load_with_its_defaults() {
+    let section = load(&with_proof(
+        "request = { topic = \"iotmc/ahu/{device}/rpc\", payload = { op = \"prove\" } }\necho = \"/nonce\"\ntimeout = \"10s\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let proof = section.identity.and_then(|i| i.proof).unwrap();
+    assert_eq!(proof.request.payload, serde_json::json!({"op": "prove"}));
+    assert_eq!(proof.nonce, "/nonce");
+    assert_eq!(proof.certificate, "/certificate");
+    assert_eq!(proof.signature, "/signature");
+    assert_eq!(proof.echo.as_deref(), Some("/nonce"));
+    assert_eq!(proof.address, None);
+    assert_eq!(proof.timeout, Some(std::time::Duration::from_secs(10)));
+    // The shipped profile declares no proof.
+    let shipped = load(&shipped_text()).unwrap();
+    assert_eq!(shipped.identity.and_then(|i| i.proof), None);
+}
+
+#[test]
+fn a_bad_proof_section_should_be_refused_with_located_errors() {
+    let text = with_proof(
+        "request = { topic = \"iotmc/ahu/{dev}/rpc\", payload = { op = \"prove\", nonce = \"fixed\" }, pointer = \"/x\" }\nnonce = \"/nonce/value\"\naddress = \"nonce\"\ncertificate = \"\"\nsignature = \"/sig~2\"\ntimeout = \"0s\"",
+    );
+    let found = errors(&text);
+    for (field, words) in [
+        ("mqtt.generic.identity.proof.request.topic", "{device}"),
+        (
+            "mqtt.generic.identity.proof.request.pointer",
+            "remove `pointer`",
+        ),
+        ("mqtt.generic.identity.proof.nonce", "not a JSON object"),
+        ("mqtt.generic.identity.proof.address", "start with `/`"),
+        ("mqtt.generic.identity.proof.certificate", "whole answer"),
+        ("mqtt.generic.identity.proof.signature", "~"),
+        ("mqtt.generic.identity.proof.timeout", "outside"),
+    ] {
+        assert!(
+            has(&found, field, words),
+            "{field}: {words:?} in {found:#?}"
+        );
+    }
+    let errors = load(&text).unwrap_err();
+    assert!(
+        errors.iter().all(|e| e.to_string().contains("ahu.toml")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn the_proof_s_pointers_should_not_collide() {
+    let found = errors(&with_proof(
+        "request = { topic = \"iotmc/ahu/{device}/rpc\" }\naddress = \"/nonce\"\ncertificate = \"/proof\"\nsignature = \"/proof\"",
+    ));
+    assert!(
+        has(
+            &found,
+            "mqtt.generic.identity.proof.address",
+            "different pointers"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            &found,
+            "mqtt.generic.identity.proof.signature",
+            "different pointers"
+        ),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn unknown_proof_fields_should_be_refused() {
+    let text = with_proof("request = { topic = \"iotmc/ahu/{device}/rpc\" }\nkey = \"/key\"");
+    let profile = Profile::from_toml(Path::new("ahu.toml"), &text).unwrap();
+    let err = load_section(&profile).unwrap_err();
+    assert!(err[0].message.contains("unknown field `key`"), "{err:#?}");
+}
+
+#[test]
+fn a_proof_request_should_need_mqtt_5_even_with_a_retained_info_topic() {
+    let text = shipped_text().replace(
+        SHIPPED_IDENTITY,
+        "identity = { topic = \"iotmc/ahu/{device}/info\", proof = { request = { topic = \"iotmc/ahu/{device}/rpc\" } } }",
+    );
+    let loaded = load(&text).unwrap_or_else(|e| panic!("{e:#?}"));
+    // Only identity left: the proof is the first request.
+    let section = GenericSection {
+        parameters: BTreeMap::new(),
+        actions: BTreeMap::new(),
+        firmware: None,
+        logs: None,
+        ..loaded
+    };
+    assert_eq!(
+        section.first_request().as_deref(),
+        Some("mqtt.generic.identity.proof.request")
+    );
+}

@@ -16,8 +16,13 @@
 //! shipped profile's health range (at most 250), so the gateway's probation fails it. Faults for tests: [`GenericDevice::set_unresponsive`](SimulatedDevice), the next
 //! answer an error ([`GenericDevice::fail_next`]) or raw bytes ([`GenericDevice::answer_next_with`]),
 //! firmware busy, a corrupted chunk.
+//!
+//! Started with [`GenericDevice::start_with_identity`], it has a certificate and key of its
+//! own and answers the identity proof request (`{"op": "prove", ...}` on `.../rpc`, see
+//! [`SimIdentity`]); [`GenericDevice::fault_next_proof`] spoils the next proof.
 
 mod firmware;
+mod identity;
 mod model;
 
 use std::io;
@@ -37,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use firmware::After;
+pub use identity::{ProofFault, SimIdentity, SimKey};
 use model::{Endpoint, Model};
 
 /// How long the simulated device takes for things.
@@ -117,8 +123,30 @@ impl GenericDevice {
         device: &str,
         timing: SimTiming,
     ) -> io::Result<Self> {
+        Self::start_as(broker, device, timing, None).await
+    }
+
+    /// Like [`GenericDevice::start_with`], with a certificate and key of its own: it answers
+    /// identity proof requests (see [`SimIdentity`]).
+    pub async fn start_with_identity(
+        broker: SocketAddr,
+        device: &str,
+        timing: SimTiming,
+        identity: SimIdentity,
+    ) -> io::Result<Self> {
+        Self::start_as(broker, device, timing, Some(identity)).await
+    }
+
+    async fn start_as(
+        broker: SocketAddr,
+        device: &str,
+        timing: SimTiming,
+        identity: Option<SimIdentity>,
+    ) -> io::Result<Self> {
+        let mut model = Model::new(device, INITIAL_VERSION, MAX_IMAGE_SIZE);
+        model.prover.identity = identity;
         let shared = Arc::new(Shared {
-            model: RwLock::new(Model::new(device, INITIAL_VERSION, MAX_IMAGE_SIZE)),
+            model: RwLock::new(model),
             online: watch::channel(false).0,
         });
         shared
@@ -178,6 +206,16 @@ impl GenericDevice {
     /// Answers the next request with these bytes, whatever they are.
     pub fn answer_next_with(&self, payload: impl Into<Vec<u8>>) {
         self.shared.model().faults.raw_next = Some(payload.into());
+    }
+
+    /// Spoils the answer to the next identity proof request.
+    pub fn fault_next_proof(&self, fault: ProofFault) {
+        self.shared.model().prover.fault = Some(fault);
+    }
+
+    /// How many identity proof requests it received.
+    pub fn proof_requests(&self) -> u64 {
+        self.shared.model().prover.requests
     }
 
     /// Answers every firmware request with `busy` while set.

@@ -8,6 +8,7 @@ use serde_json::{Value as Json, json};
 use tokio::time::Instant;
 
 use super::firmware::{After, Firmware, Refused};
+use super::identity::{ProofAnswer, Prover};
 
 /// Records the log ring keeps.
 const LOG_CAPACITY: usize = 200;
@@ -88,6 +89,7 @@ pub(super) struct Faults {
 /// The controller.
 #[derive(Debug)]
 pub(super) struct Model {
+    device: String,
     serial: String,
     values: Values,
     pub(super) firmware: Firmware,
@@ -97,11 +99,14 @@ pub(super) struct Model {
     pub(super) faults: Faults,
     /// Requests received (answered or not).
     pub(super) requests: u64,
+    /// Its identity and the answers to proof requests.
+    pub(super) prover: Prover,
 }
 
 impl Model {
     pub(super) fn new(device: &str, version: &str, max_image_size: u64) -> Self {
         Self {
+            device: device.to_owned(),
             serial: format!("AHU5-{}", device.replace('/', "-")),
             values: Values::default(),
             firmware: Firmware::new(version, max_image_size),
@@ -110,6 +115,7 @@ impl Model {
             drift: 0x2545_f491_4f6c_dd1d,
             faults: Faults::default(),
             requests: 0,
+            prover: Prover::default(),
         }
     }
 
@@ -237,6 +243,16 @@ impl Model {
                 )));
             }
         };
+        if endpoint == Endpoint::Rpc && request.get("op").and_then(Json::as_str) == Some("prove") {
+            return match self.prover.answer(&self.device, &request) {
+                ProofAnswer::Json(result) => answered(result.map(|json| (json, After::Stay))),
+                ProofAnswer::Raw(bytes) => Handled {
+                    answer: Some(bytes),
+                    ..silent
+                },
+                ProofAnswer::Silent => silent,
+            };
+        }
         let result = match endpoint {
             Endpoint::Rpc => self.rpc(&request),
             Endpoint::Firmware => self.firmware.operation(&request),
