@@ -101,6 +101,13 @@ pub fn demo_config(
     if let Some(keys) = firmware_keys {
         trust.push_str(&format!("firmware_keys = {}\n", quote(keys)));
     }
+    // With HTTPS the demo's devices enroll: each gets an identity certificate from a lab
+    // issuing CA and waits in PendingApproval for `iotmc-gateway ctl approve`.
+    let enrollment = if pki.is_some() {
+        "[enrollment]\nlab_pki = true\n"
+    } else {
+        ""
+    };
     let memory = SIMULATED
         .iter()
         .map(|(id, name, file, _)| ConfiguredDevice {
@@ -142,6 +149,7 @@ https = "127.0.0.1:0"
 [firmware]
 scan_interval = "1s"
 
+{enrollment}
 {devices}
 {protocol_tables}"#
     );
