@@ -1,5 +1,6 @@
 //! The command line.
 
+mod ctl;
 mod devices;
 mod firmware;
 mod profile;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Vendor keys, and signing, inspecting and importing firmware images.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
+    /// Manage a running gateway's devices over HTTPS with an operator certificate (a UPnP
+    /// control point): list, approve, reject, group, configure, decommission, update firmware.
+    Ctl(ctl::CtlArgs),
 }
 
 /// `config` subcommands.
@@ -130,6 +134,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Profile(command) => profile::run(command, &adapters),
         Command::Devices(command) => devices::run(command),
         Command::Firmware(command) => firmware::run(command),
+        Command::Ctl(args) => ctl::run(args),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = load_config(&file)?;
             let adapters = adapters_for(&config)?;
