@@ -104,9 +104,9 @@ pub fn demo_config(
     // With HTTPS the demo's devices enroll: each gets an identity certificate from a lab
     // issuing CA and waits in PendingApproval for `iotmc-gateway ctl approve`.
     let enrollment = if pki.is_some() {
-        "[enrollment]\nlab_pki = true\n"
+        "[enrollment]\nlab_pki = true\n\n[[groups]]\nname = \"demo\"\napproval = \"manual\"\n"
     } else {
-        ""
+        "[[groups]]\nname = \"demo\"\n"
     };
     let memory = SIMULATED
         .iter()
@@ -120,7 +120,7 @@ pub fn demo_config(
         .chain(protocol_devices.iter().cloned())
         .map(|d| {
             format!(
-                "[[devices]]\nid = {}\nname = {}\nprofile = {}\naddress = {}\n\n",
+                "[[devices]]\nid = {}\nname = {}\nprofile = {}\naddress = {}\ngroup = \"demo\"\n\n",
                 toml::Value::String(d.id),
                 toml::Value::String(d.name),
                 toml::Value::String(d.profile),
@@ -372,6 +372,14 @@ pub async fn run(
             key = pki.operator_key.display(),
             body = set_setpoint_envelope(22.5),
             udn = thermostat.record.udn,
+        )?;
+        writeln!(
+            out,
+            "Devices wait for approval; list and approve them with `iotmc-gateway ctl`:\n  export IOTMC_CTL_GATEWAY=https://{https} IOTMC_CTL_CA={ca} IOTMC_CTL_CERT={cert} IOTMC_CTL_KEY={key} IOTMC_CTL_GATEWAY_ID={DEMO_GATEWAY_ID}\n  iotmc-gateway ctl devices; iotmc-gateway ctl approve {id}",
+            ca = pki.ca.display(),
+            cert = pki.operator_certificate.display(),
+            key = pki.operator_key.display(),
+            id = thermostat.record.id,
         )?;
     }
     writeln!(
