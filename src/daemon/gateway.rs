@@ -157,7 +157,17 @@ impl Gateway {
                     id: d.record.id.clone(),
                     profile: Arc::clone(&d.profile),
                     link: d.link.clone(),
-                    group: d.record.group.clone(),
+                    // With enrollment on, a device joins its group (policy, campaigns) when it
+                    // is commissioned into it.
+                    group: if identities.is_none()
+                        || matches!(
+                            d.record.lifecycle,
+                            LifecycleState::Commissioned | LifecycleState::Maintenance
+                        ) {
+                        d.record.group.clone()
+                    } else {
+                        None
+                    },
                 })
                 .collect(),
         )

@@ -138,6 +138,8 @@ pub struct Identities {
     crl_url: RwLock<Option<String>>,
     /// The CRL last signed (PEM) and when.
     crl: RwLock<Option<(String, SystemTime)>>,
+    /// Held while a CRL is signed.
+    signing: RwLock<()>,
 }
 
 impl Identities {
@@ -191,6 +193,7 @@ impl Identities {
             validity: config.enrollment.certificate_validity,
             crl_url: RwLock::new(None),
             crl: RwLock::new(None),
+            signing: RwLock::new(()),
         }))
     }
 
@@ -282,35 +285,56 @@ impl Identities {
         Ok(Arc::new(FileKey::load(&record.key)?))
     }
 
-    /// Revokes the device's certificate (if it has one), deletes its key and identity record,
-    /// and signs a new CRL. Returns the revoked serial.
-    pub fn revoke(
+    /// The revocation of the device's current certificate, if it has one, to be stored in
+    /// the same registry transaction as the decommissioning ([`Registry::decommission`]); then
+    /// call [`Self::revoked`].
+    pub fn revocation(
         &self,
         device_id: &str,
         reason: &str,
         now: SystemTime,
-    ) -> Result<Option<String>, IdentityError> {
-        let Some(record) = self.get(device_id)? else {
-            return Ok(None);
-        };
-        self.registry.put_record(
-            RecordTable::Revocations,
-            &record.serial,
-            &RevocationRecord {
+    ) -> Result<Option<(IdentityRecord, RevocationRecord)>, IdentityError> {
+        Ok(self.get(device_id)?.map(|record| {
+            let revocation = RevocationRecord {
                 serial: record.serial.clone(),
                 device_id: device_id.to_owned(),
                 at_ms: unix_ms(now),
                 reason: reason.to_owned(),
-            },
-        )?;
-        self.registry
-            .remove_record(RecordTable::Identities, device_id)?;
-        if let Err(e) = std::fs::remove_file(&record.key) {
-            tracing::warn!(device = %device_id, key = %record.key.display(), error = %e, "the revoked identity's key could not be deleted; delete it by hand");
+            };
+            (record, revocation)
+        }))
+    }
+
+    /// After a revocation was stored: deletes the identity's key and signs a new CRL.
+    pub fn revoked(
+        &self,
+        record: &IdentityRecord,
+        now: SystemTime,
+    ) -> Result<String, IdentityError> {
+        if let Err(e) = std::fs::remove_file(&record.key)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(device = %record.device_id, key = %record.key.display(), error = %e, "the revoked identity's key could not be deleted; delete it by hand");
         }
-        *self.crl.write().unwrap_or_else(|e| e.into_inner()) = None;
-        self.crl_pem(now)?;
-        Ok(Some(record.serial))
+        self.sign_crl(now)
+    }
+
+    /// The device other than `device_id` whose enrollment recorded evidence with this
+    /// SHA-256, if any.
+    pub fn evidence_holder(&self, sha256: &str, device_id: &str) -> Option<String> {
+        self.registry
+            .records::<IdentityRecord>(RecordTable::Identities)
+            .ok()?
+            .into_iter()
+            .find(|(id, record)| {
+                id != device_id
+                    && record
+                        .enrollment
+                        .as_ref()
+                        .and_then(|e| e.evidence_sha256.as_deref())
+                        == Some(sha256)
+            })
+            .map(|(id, _)| id)
     }
 
     /// Whether the certificate with `serial` was revoked.
@@ -321,13 +345,20 @@ impl Identities {
             .is_some())
     }
 
-    /// The CRL (PEM), signed again when half its validity is gone or after a revocation.
+    /// The CRL (PEM), signed again when half its validity is gone.
     pub fn crl_pem(&self, now: SystemTime) -> Result<String, IdentityError> {
         if let Some((pem, made)) = &*self.crl.read().unwrap_or_else(|e| e.into_inner())
             && now.duration_since(*made).unwrap_or_default() < CRL_VALIDITY / 2
         {
             return Ok(pem.clone());
         }
+        self.sign_crl(now)
+    }
+
+    /// Signs a CRL of every revocation stored, under one lock (two revocations at once must
+    /// not publish a list missing one), numbered by a persisted counter.
+    fn sign_crl(&self, now: SystemTime) -> Result<String, IdentityError> {
+        let _signing = self.signing.write().unwrap_or_else(|e| e.into_inner());
         let revoked: Vec<RevocationRecord> = self
             .registry
             .records::<RevocationRecord>(RecordTable::Revocations)?
@@ -341,8 +372,8 @@ impl Identities {
                 at: from_unix_ms(r.at_ms),
             })
             .collect();
-        // The CRL number only grows: milliseconds of signing.
-        let pem = self.ca.crl(&list, unix_ms(now), now, CRL_VALIDITY)?;
+        let number = self.registry.next_counter("crl-number")?;
+        let pem = self.ca.crl(&list, number, now, CRL_VALIDITY)?;
         *self.crl.write().unwrap_or_else(|e| e.into_inner()) = Some((pem.clone(), now));
         Ok(pem)
     }

@@ -408,8 +408,8 @@ impl Registry {
     }
 
     /// Decommissions a device in one transaction: it moves to Decommissioned (if allowed), its
-    /// lifecycle history, firmware record and identity record are deleted, and `audit` is kept
-    /// in the audit table. What stays of the device itself is its record in state
+    /// certificate's `revocation` (serial, record) is stored, its lifecycle history, firmware
+    /// record and identity record are deleted, and `audit` is kept in the audit table. What stays of the device itself is its record in state
     /// Decommissioned, so that the config cannot bring it back under the same id.
     pub fn decommission(
         &self,
@@ -417,9 +417,23 @@ impl Registry {
         cause: &str,
         at: SystemTime,
         audit: &impl serde::Serialize,
+        revocation: Option<(&str, &impl serde::Serialize)>,
     ) -> Result<DeviceRecord, RegistryError> {
         let audit = serde_json::to_vec(audit).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let revocation = revocation
+            .map(|(serial, record)| {
+                serde_json::to_vec(record)
+                    .map(|bytes| (serial, bytes))
+                    .map_err(|e| RegistryError::Storage(e.to_string()))
+            })
+            .transpose()?;
         self.write(|txn| {
+            if let Some((serial, bytes)) = &revocation {
+                txn.open_table(REVOCATIONS)
+                    .map_err(storage)?
+                    .insert(*serial, bytes.as_slice())
+                    .map_err(storage)?;
+            }
             let mut devices = txn.open_table(DEVICES).map_err(storage)?;
             let mut record = get(&devices, id)?;
             record
@@ -461,6 +475,22 @@ impl Registry {
                 .insert(id, audit.as_slice())
                 .map_err(storage)?;
             Ok(record)
+        })
+    }
+
+    /// The next value of the persisted counter `name` (1, 2, ...): numbers that only grow,
+    /// whatever the clock does (CRL numbers).
+    pub fn next_counter(&self, name: &str) -> Result<u64, RegistryError> {
+        let key = format!("counter:{name}");
+        self.write(|txn| {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let next = meta
+                .get(key.as_str())
+                .map_err(storage)?
+                .map_or(0, |v| v.value())
+                + 1;
+            meta.insert(key.as_str(), next).map_err(storage)?;
+            Ok(next)
         })
     }
 

@@ -340,6 +340,7 @@ fn decommissioning_should_wipe_the_device_but_keep_an_audit_and_a_tombstone() {
             "by alice: broken",
             at(5),
             &serde_json::json!({"by": "alice"}),
+            Some(("0a1b", &serde_json::json!({"serial": "0a1b"}))),
         )
         .unwrap();
     assert_eq!(kept.lifecycle, LifecycleState::Decommissioned);
@@ -357,11 +358,24 @@ fn decommissioning_should_wipe_the_device_but_keep_an_audit_and_a_tombstone() {
         .unwrap()
         .unwrap();
     assert_eq!(audit["by"], "alice");
+    let revoked: Option<serde_json::Value> = registry
+        .get_record(RecordTable::Revocations, "0a1b")
+        .unwrap();
+    assert!(
+        revoked.is_some(),
+        "the revocation is stored with the decommissioning"
+    );
     assert_eq!(registry.history("m2").unwrap().len(), 1);
 
     // Final: a second decommissioning is refused and the config cannot bring it back.
     let err = registry
-        .decommission("m1", "again", at(6), &serde_json::json!({}))
+        .decommission(
+            "m1",
+            "again",
+            at(6),
+            &serde_json::json!({}),
+            None::<(&str, &())>,
+        )
         .unwrap_err();
     assert!(
         err.to_string().contains("decommissioning is final"),

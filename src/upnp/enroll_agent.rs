@@ -85,7 +85,15 @@ pub async fn run(state: Arc<FaceState>, controller: Controller) {
     let mut tasks = tokio::task::JoinSet::new();
     for device in state.live_devices().cloned().collect::<Vec<_>>() {
         let record = device.record();
-        if record.lifecycle != LifecycleState::Provisioned {
+        // A device waiting in a zero-touch group enrolls again: its evidence may be there now
+        // (it was offline), or the configuration push that failed may succeed.
+        let zero_touch_wait = record.lifecycle == LifecycleState::PendingApproval
+            && record
+                .group
+                .as_deref()
+                .and_then(|g| state.config.group(g))
+                .is_some_and(|g| g.approval == crate::config::ApprovalMode::ZeroTouch);
+        if record.lifecycle != LifecycleState::Provisioned && !zero_touch_wait {
             if identities.get(&record.id).ok().flatten().is_some()
                 && let Err(e) = identities.ensure(&record, SystemTime::now())
             {
@@ -120,7 +128,10 @@ pub async fn run(state: Arc<FaceState>, controller: Controller) {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         if !device.is_active()
-                            || device.record().lifecycle != LifecycleState::Provisioned
+                            || !matches!(
+                                device.record().lifecycle,
+                                LifecycleState::Provisioned | LifecycleState::PendingApproval
+                            )
                         {
                             return;
                         }

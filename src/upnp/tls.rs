@@ -141,6 +141,8 @@ pub struct ClientTrust {
     operators: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     device_roots: Option<Arc<RootCertStore>>,
     devices: std::sync::RwLock<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>>,
+    /// `[trust] device_cas` alone (not the issuing CA): what certificate evidence must chain to.
+    evidence: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     hints: Vec<rustls::DistinguishedName>,
 }
 
@@ -152,6 +154,7 @@ impl ClientTrust {
         device_cas: &[std::path::PathBuf],
         issuing_ca_pem: Option<&str>,
     ) -> Result<Self, TlsError> {
+        let operator_certificates = certificates("[trust] operator_ca", operator_ca)?;
         let operators = roots("[trust] operator_ca", operator_ca)?;
         let mut hints: Vec<rustls::DistinguishedName> = operators.subjects();
         let operators =
@@ -168,6 +171,15 @@ impl ClientTrust {
                 })?;
             }
         }
+        let evidence = if devices.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiClientVerifier::builder_with_provider(Arc::new(devices.clone()), provider())
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?,
+            )
+        };
         if let Some(pem) = issuing_ca_pem {
             for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
                 let ca = ca.map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
@@ -176,12 +188,14 @@ impl ClientTrust {
                     .map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
             }
         }
+        separate(&operator_certificates, device_cas, issuing_ca_pem)?;
         hints.extend(devices.subjects());
         let device_roots = (!devices.is_empty()).then(|| Arc::new(devices));
         let trust = Self {
             operators,
             device_roots,
             devices: std::sync::RwLock::new(None),
+            evidence,
             hints,
         };
         trust.set_crls(Vec::new())?;
@@ -212,14 +226,13 @@ impl ClientTrust {
         Ok(())
     }
 
-    /// Whether `der` is a device certificate of a trusted device CA, valid now and not
-    /// revoked (identity evidence an adapter found, e.g. an MQTT device's certificate).
-    pub fn verify_device(&self, der: &[u8]) -> Result<(), String> {
+    /// Whether `der`, a certificate a device proved to its adapter, chains to a CA of
+    /// `[trust] device_cas` and is valid now (the gateway's own issuing CA does not count:
+    /// its certificates prove nothing about a device).
+    pub fn verify_evidence(&self, der: &[u8]) -> Result<(), String> {
         let verifier = self
-            .devices
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .evidence
+            .as_ref()
             .ok_or("no device CA is configured ([trust] device_cas)")?;
         verifier
             .verify_client_cert(
@@ -278,6 +291,47 @@ impl ClientTrust {
             },
         }
     }
+}
+
+/// Refuses trust where a device certificate would pass as an operator's: a device CA that is
+/// an operator CA, or is issued by one (every certificate it issues would chain to the
+/// operator CA too).
+fn separate(
+    operators: &[CertificateDer<'static>],
+    device_cas: &[std::path::PathBuf],
+    issuing_ca_pem: Option<&str>,
+) -> Result<(), TlsError> {
+    let names = |der: &CertificateDer<'_>| {
+        x509_parser::parse_x509_certificate(der.as_ref())
+            .ok()
+            .map(|(_, c)| (c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
+    };
+    let operator_subjects: Vec<Vec<u8>> = operators
+        .iter()
+        .filter_map(|c| names(c).map(|(subject, _)| subject))
+        .collect();
+    let mut devices: Vec<(String, CertificateDer<'static>)> = Vec::new();
+    for path in device_cas {
+        for ca in certificates("[trust] device_cas", path)? {
+            devices.push((path.display().to_string(), ca));
+        }
+    }
+    if let Some(pem) = issuing_ca_pem {
+        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()).flatten() {
+            devices.push(("the issuing CA".to_owned(), ca));
+        }
+    }
+    for (source, ca) in &devices {
+        let Some((subject, issuer)) = names(ca) else {
+            continue;
+        };
+        if operator_subjects.contains(&subject) || operator_subjects.contains(&issuer) {
+            return Err(TlsError::Verifier(format!(
+                "{source} is the operator CA or is issued by it ([trust] operator_ca): every device certificate would also be an operator's; give operators a CA of their own"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn roots(what: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
@@ -487,7 +541,8 @@ mod tests {
             .unwrap();
         let device = vec![CertificateDer::from(issued.der.clone())];
         assert!(matches!(trust.classify(&device), Caller::Device { .. }));
-        assert!(trust.verify_device(&issued.der).is_ok());
+        // The gateway's own certificates prove nothing about a device.
+        assert!(trust.verify_evidence(&issued.der).is_err());
 
         let crl = ca
             .crl(
@@ -517,5 +572,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(trust.classify(&[]), Caller::Anonymous));
+    }
+
+    #[test]
+    fn a_device_ca_that_is_the_operator_ca_should_be_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = generate_demo_pki(dir.path()).unwrap();
+        let err = ClientTrust::new(&pki.ca, std::slice::from_ref(&pki.ca), None).unwrap_err();
+        assert!(err.to_string().contains("operator CA"), "{err}");
     }
 }

@@ -69,6 +69,11 @@ impl Batches {
         let _ = self.face.set(Arc::downgrade(state));
     }
 
+    /// The face the batches run on, once attached (lifecycle operations run on it too).
+    pub(super) fn face(&self) -> Option<Arc<FaceState>> {
+        self.face.get().and_then(Weak::upgrade)
+    }
+
     /// Looks `request`'s id up and, when it is new, starts the batch.
     fn begin(
         &self,
@@ -261,7 +266,16 @@ fn resolve_targets(
         by_id.insert(device.record().id, Arc::clone(device));
     }
     for (id, device) in &by_id {
-        if let Some(group) = device.record().group {
+        let record = device.record();
+        // With enrollment on, a device belongs to its group once it is commissioned into it;
+        // a device waiting for approval (or rejected) is reached only by its id.
+        let member = state.identities.is_none()
+            || matches!(
+                record.lifecycle,
+                crate::lifecycle::LifecycleState::Commissioned
+                    | crate::lifecycle::LifecycleState::Maintenance
+            );
+        if let (Some(group), true) = (record.group, member) {
             groups.entry(group).or_default().push(id.clone());
         }
     }

@@ -29,8 +29,48 @@ const EVIDENCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Answer = Result<Vec<(&'static str, String)>, UpnpError>;
 
+/// Runs a lifecycle action on a task of its own and waits for it: a caller that goes away (a
+/// dropped connection, the request timeout) must not cut an approval or a decommissioning
+/// halfway; it finishes, and a repeated call sees the outcome.
+pub(super) async fn detached(
+    state: &FaceState,
+    action: &str,
+    args: &[&str],
+    caller: &Caller,
+) -> Answer {
+    let Some(face) = state.batches.face() else {
+        return dispatch(state, action, args, caller).await;
+    };
+    let action = action.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let caller = caller.clone();
+    tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dispatch(&face, &action, &args, &caller).await
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(UpnpError::action_failed(format!(
+            "the lifecycle operation stopped ({e}); call it again to see where it stands"
+        )))
+    })
+}
+
+async fn dispatch(state: &FaceState, action: &str, args: &[&str], caller: &Caller) -> Answer {
+    match action {
+        "Enroll" => enroll(state, args, caller).await,
+        "ApproveEnrollment" => approve(state, args, caller).await,
+        "RejectEnrollment" => reject(state, args, caller).await,
+        "AssignGroup" => assign_group(state, args, caller).await,
+        "DecommissionDevice" => decommission(state, args, caller).await,
+        other => Err(UpnpError::action_failed(format!(
+            "internal: {other} is not a lifecycle action"
+        ))),
+    }
+}
+
 /// Enroll(DeviceDescriptionURL) -> EnrollmentState, DeviceUDN, Detail.
-pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
+async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
     let chain = match caller {
         Caller::Device { chain, .. } => chain,
         Caller::Untrusted { subject, reason } => {
@@ -66,17 +106,20 @@ pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) ->
         )));
     };
     let id = device.record().id;
+    let _serial = lock(&device).await;
     let current = identities
         .get(&id)
         .map_err(|e| storage(&device, "Enroll", &e))?;
-    let Some(mut identity) = current.filter(|i| i.serial == presented.serial) else {
+    // The whole certificate, not only its serial: another CA's certificate with the same
+    // serial and name is not this identity.
+    let Some(mut identity) = current.filter(|i| is_same_certificate(&i.certificate_pem, leaf))
+    else {
         return Err(UpnpError::not_authorized(format!(
             "Enroll refused for {}: the certificate with serial {} is not its current identity (superseded or revoked); enroll with the certificate the gateway issued last",
             device.describe(),
             presented.serial
         )));
     };
-    let _serial = lock(&device).await;
     let record = device.record();
     let answer = |identity: &IdentityRecord, detail: String| {
         let outcome = identity
@@ -117,16 +160,19 @@ pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) ->
     }
 
     // The adapter's evidence, asked afresh: a proof of possession answers this request.
-    let evidence = match device.link() {
+    let (evidence, unobtained) = match device.link() {
         Ok(link) => match tokio::time::timeout(EVIDENCE_TIMEOUT, link.identify()).await {
-            Ok(Ok(found)) => found.evidence,
+            Ok(Ok(found)) => (found.evidence, None),
             Ok(Err(e)) => {
                 tracing::warn!(device = %id, error = %e, "no identity evidence: the device did not identify itself");
-                IdentityEvidence::None
+                (IdentityEvidence::None, Some(e.to_string()))
             }
-            Err(_) => IdentityEvidence::None,
+            Err(_) => (
+                IdentityEvidence::None,
+                Some(format!("no answer within {EVIDENCE_TIMEOUT:?}")),
+            ),
         },
-        Err(_) => IdentityEvidence::None,
+        Err(e) => (IdentityEvidence::None, Some(e.to_string())),
     };
     let fingerprint = evidence_sha256(&evidence);
     if record.lifecycle == LifecycleState::Provisioned {
@@ -144,18 +190,22 @@ pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) ->
             state,
             &device,
             LifecycleState::PendingApproval,
+            // The evidence's fingerprint stays in the identity record: the diagnostics log
+            // and the events are readable without a certificate.
             &format!(
-                "enrolled over mutual TLS with certificate {} (description {description_url}; evidence: {}{})",
+                "enrolled over mutual TLS with certificate {} (description {description_url}; evidence: {})",
                 identity.serial,
                 evidence.kind_name(),
-                fingerprint
-                    .as_deref()
-                    .map(|f| format!(", SHA-256 {f}"))
-                    .unwrap_or_default()
             ),
         )?;
     }
-    match decide(state, &device, &evidence) {
+    match decide(
+        state,
+        &device,
+        &evidence,
+        unobtained.as_deref(),
+        fingerprint.as_deref(),
+    ) {
         Decision::ZeroTouch(group) => {
             let by = format!("zero-touch rule of group {}", group.name);
             match commission(state, &device, &group, &by).await {
@@ -169,7 +219,7 @@ pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) ->
                 Err(e) => answer(
                     &identity,
                     format!(
-                        "waiting: zero-touch approval into group {} failed ({}); it is tried again at the next Enroll, or an operator approves",
+                        "waiting: zero-touch approval into group {} failed ({}); it is tried again when the device enrolls again (at the gateway's next start), or an operator approves",
                         group.name, e.description
                     ),
                 ),
@@ -180,7 +230,7 @@ pub(super) async fn enroll(state: &FaceState, args: &[&str], caller: &Caller) ->
 }
 
 /// ApproveEnrollment(DeviceUDN, Group) -> LifecycleState.
-pub(super) async fn approve(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
+async fn approve(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
     let device = find(state, arg(args, 0), "ApproveEnrollment")?;
     let _serial = lock(&device).await;
     let record = device.record();
@@ -218,7 +268,7 @@ pub(super) async fn approve(state: &FaceState, args: &[&str], caller: &Caller) -
 }
 
 /// RejectEnrollment(DeviceUDN, Reason).
-pub(super) async fn reject(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
+async fn reject(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
     let device = find(state, arg(args, 0), "RejectEnrollment")?;
     let _serial = lock(&device).await;
     let record = device.record();
@@ -254,7 +304,7 @@ pub(super) async fn reject(state: &FaceState, args: &[&str], caller: &Caller) ->
 
 /// AssignGroup(DeviceUDN, Group): moves a commissioned device to another group and applies
 /// that group's initial configuration.
-pub(super) async fn assign_group(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
+async fn assign_group(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
     let device = find(state, arg(args, 0), "AssignGroup")?;
     let _serial = lock(&device).await;
     let record = device.record();
@@ -281,7 +331,7 @@ pub(super) async fn assign_group(state: &FaceState, args: &[&str], caller: &Call
 }
 
 /// DecommissionDevice(DeviceUDN, Reason) -> Result.
-pub(super) async fn decommission(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
+async fn decommission(state: &FaceState, args: &[&str], caller: &Caller) -> Answer {
     let device = find(state, arg(args, 0), "DecommissionDevice")?;
     let _serial = lock(&device).await;
     let record = device.record();
@@ -292,25 +342,25 @@ pub(super) async fn decommission(state: &FaceState, args: &[&str], caller: &Call
     let operator = caller.operator().unwrap_or("an operator").to_owned();
     // An update in flight would go on talking to the device: the operator ends it first.
     state.firmware.retire(&record.id).map_err(|e| {
+        let code = match e {
+            crate::firmware::engine::EngineError::Busy(_) => 714,
+            _ => 501,
+        };
         UpnpError::new(
-            714,
+            code,
             format!("DecommissionDevice of {}: {e}", device.describe()),
         )
     })?;
 
     let reset = factory_reset(&device).await;
     let now = SystemTime::now();
-    let revoked = match &state.identities {
-        Some(identities) => {
-            let serial = identities
-                .revoke(&record.id, &reason, now)
-                .map_err(|e| storage(&device, "DecommissionDevice", &e))?;
-            refresh_crl(state, identities, now);
-            serial
-        }
+    let revocation = match &state.identities {
+        Some(identities) => identities
+            .revocation(&record.id, &reason, now)
+            .map_err(|e| storage(&device, "DecommissionDevice", &e))?,
         None => None,
     };
-    let wiped_records = state.diagnostics.retire(&record.id);
+    let revoked = revocation.as_ref().map(|(r, _)| r.serial.clone());
     let audit = AuditRecord {
         device_id: record.id.clone(),
         udn: format!("uuid:{}", device.udn),
@@ -326,11 +376,26 @@ pub(super) async fn decommission(state: &FaceState, args: &[&str], caller: &Call
         factory_reset: reset.clone(),
     };
     let cause = format!("decommissioned by operator {operator}: {reason}");
+    // One transaction: revocation, move, wipe of the records, audit. What follows (key file,
+    // CRL, log) can be redone.
     let kept = state
         .registry
-        .decommission(&record.id, &cause, now, &audit)
+        .decommission(
+            &record.id,
+            &cause,
+            now,
+            &audit,
+            revocation.as_ref().map(|(r, rev)| (r.serial.as_str(), rev)),
+        )
         .map_err(|e| storage(&device, "DecommissionDevice", &e))?;
     device.update_record(|r| *r = kept);
+    if let (Some(identities), Some((identity, _))) = (&state.identities, &revocation) {
+        if let Err(e) = identities.revoked(identity, now) {
+            tracing::error!(device = %record.id, error = %e, "the CRL could not be signed after the revocation; the revoked certificate is refused by the listener only after the next successful signing");
+        }
+        refresh_crl(state, identities, now);
+    }
+    let wiped_records = state.diagnostics.retire(&record.id);
     tracing::warn!(device = %record.id, operator = %operator, reason = %reason, factory_reset = %reset, revoked = ?revoked, "device decommissioned");
     state.eventing.publish(
         &event_key(device.udn, &LIFECYCLE),
@@ -571,7 +636,13 @@ enum Decision {
 
 /// Zero-touch only for cryptographic evidence (certificates chaining to a device CA) that
 /// matches the zero-touch rule of the device's group; everything else waits for an operator.
-fn decide(state: &FaceState, device: &VirtualDevice, evidence: &IdentityEvidence) -> Decision {
+fn decide(
+    state: &FaceState,
+    device: &VirtualDevice,
+    evidence: &IdentityEvidence,
+    unobtained: Option<&str>,
+    fingerprint: Option<&str>,
+) -> Decision {
     let record = device.record();
     let Some(group) = record.group.as_deref().and_then(|g| state.config.group(g)) else {
         return Decision::Manual("it has no management group in the config".into());
@@ -579,21 +650,38 @@ fn decide(state: &FaceState, device: &VirtualDevice, evidence: &IdentityEvidence
     if group.approval != ApprovalMode::ZeroTouch {
         return Decision::Manual(format!("group {} approves manually", group.name));
     }
+    if let Some(why) = unobtained {
+        return Decision::Manual(format!(
+            "its identity evidence could not be obtained ({why}); it is asked again when the device enrolls again (at the gateway's next start), or an operator approves"
+        ));
+    }
     if !evidence.is_cryptographic() {
         return Decision::Manual(
             "its only identity is its address or serial number, which is never enough for zero-touch approval".into(),
         );
     }
     if let IdentityEvidence::Certificate { der } = evidence {
-        let chained = state
-            .client_trust
-            .as_ref()
-            .is_some_and(|t| t.verify_device(der).is_ok());
-        if !chained {
-            return Decision::Manual(
-                "the certificate it proved does not chain to a CA of [trust] device_cas".into(),
-            );
+        let chained = state.client_trust.as_ref().map(|t| t.verify_evidence(der));
+        match chained {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                return Decision::Manual(format!(
+                    "the certificate it proved is not accepted as evidence: {why}"
+                ));
+            }
+            None => {
+                return Decision::Manual("HTTPS and its trust are not configured".into());
+            }
         }
+    }
+    // One piece of evidence proves one device: the same certificate (or bond, or install
+    // code) on two devices means it was copied.
+    if let (Some(fingerprint), Some(identities)) = (fingerprint, &state.identities)
+        && let Some(other) = identities.evidence_holder(fingerprint, &record.id)
+    {
+        return Decision::Manual(format!(
+            "the same identity evidence was already presented by device {other}"
+        ));
     }
     if !group
         .zero_touch
@@ -660,6 +748,12 @@ impl Presented {
                 state.device(udn)
             })
     }
+}
+
+fn is_same_certificate(pem: &str, presented: &[u8]) -> bool {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .is_ok_and(|stored| stored.as_ref() == presented)
 }
 
 fn parse_urn(uri: &str) -> Option<(String, String, String)> {

@@ -376,11 +376,8 @@ async fn gateway_action(
         | "AbortFirmwareCampaign"
         | "GetFirmwareCampaignStatus" => firmware::campaign_action(state, action, args),
         "BatchSetValues" => batch::batch_set_values(state, args, caller).await,
-        "Enroll" => lifecycle::enroll(state, args, caller).await,
-        "ApproveEnrollment" => lifecycle::approve(state, args, caller).await,
-        "RejectEnrollment" => lifecycle::reject(state, args, caller).await,
-        "AssignGroup" => lifecycle::assign_group(state, args, caller).await,
-        "DecommissionDevice" => lifecycle::decommission(state, args, caller).await,
+        "Enroll" | "ApproveEnrollment" | "RejectEnrollment" | "AssignGroup"
+        | "DecommissionDevice" => lifecycle::detached(state, action, args, caller).await,
         other => Err(UpnpError::action_failed(format!(
             "internal: {other} has no handler"
         ))),
