@@ -68,6 +68,28 @@ pub fn server_config(
     trust: &ClientTrust,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = certificates("[trust] gateway_certificate", certificate)?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(key)
+            .map_err(|e| TlsError::File {
+                what: "[trust] gateway_key",
+                path: key.to_owned(),
+                why: e.to_string(),
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(TlsError::File {
+                what: "[trust] gateway_key",
+                path: key.to_owned(),
+                why: format!(
+                    "the private key is readable by others (mode {mode:o}); run `chmod 600 {}` (and check who could have copied it)",
+                    key.display()
+                ),
+            });
+        }
+    }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
         what: "[trust] gateway_key",
         path: key.to_owned(),
@@ -572,6 +594,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(trust.classify(&[]), Caller::Anonymous));
+    }
+
+    #[test]
+    fn a_gateway_key_others_can_read_should_be_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = generate_demo_pki(dir.path()).unwrap();
+        std::fs::set_permissions(&pki.server_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let trust = ClientTrust::new(&pki.ca, &[], None).unwrap();
+        let err = server_config(&pki.server_certificate, &pki.server_key, &trust)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
     }
 
     #[test]
