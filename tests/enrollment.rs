@@ -140,6 +140,35 @@ fn identity_copy(h: &Harness, id: &str, dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A certificate of `ca` naming the thermostat, valid one day from `issued_at`, with a new
+/// key: `(<name>.pem, <name>.key)` in `dir`.
+fn thermostat_certificate(
+    ca: &IssuingCa,
+    dir: &Path,
+    name: &str,
+    issued_at: SystemTime,
+) -> (PathBuf, PathBuf) {
+    let key_path = dir.join(format!("{name}.key"));
+    let key = FileKey::generate(&key_path).unwrap();
+    let issued = ca
+        .issue(
+            &DeviceSubject {
+                gateway_id: "face-test",
+                device_id: "thermostat-1",
+                protocol: "memory",
+                address: "memory:thermostat-1",
+            },
+            &key,
+            Duration::from_secs(24 * 3600),
+            issued_at,
+            None,
+        )
+        .unwrap();
+    let pem = dir.join(format!("{name}.pem"));
+    std::fs::write(&pem, &issued.pem).unwrap();
+    (pem, key_path)
+}
+
 fn inventory_field(inventory: &str, id: &str, field: &str) -> String {
     let device = inventory
         .split("<Device>")
@@ -345,60 +374,24 @@ async fn enrollment_should_refuse_missing_untrusted_expired_and_operator_certifi
     let ca_key: Arc<dyn SigningKeyHandle> =
         Arc::new(FileKey::load(&pki.join("issuing-ca.key")).unwrap());
     let ca = IssuingCa::load(&pki.join("issuing-ca.pem"), ca_key).unwrap();
-    let device_key = FileKey::generate(&dir.path().join("expired.key")).unwrap();
-    let issued = ca
-        .issue(
-            &DeviceSubject {
-                gateway_id: "face-test",
-                device_id: "thermostat-1",
-                protocol: "memory",
-                address: "memory:thermostat-1",
-            },
-            &device_key,
-            Duration::from_secs(24 * 3600),
-            SystemTime::now() - Duration::from_secs(3 * 24 * 3600),
-            None,
-        )
-        .unwrap();
-    let expired = dir.path().join("expired.pem");
-    std::fs::write(&expired, &issued.pem).unwrap();
-    let (code, description) = manage(
-        &h,
-        Some((&expired, &dir.path().join("expired.key"))),
-        "Enroll",
-        &args,
-    )
-    .await
-    .upnp_error();
+    let (expired, expired_key) = thermostat_certificate(
+        &ca,
+        dir.path(),
+        "expired",
+        SystemTime::now() - Duration::from_secs(3 * 24 * 3600),
+    );
+    let (code, description) = manage(&h, Some((&expired, &expired_key)), "Enroll", &args)
+        .await
+        .upnp_error();
     assert_eq!(code, 606);
     assert!(description.contains("expired"), "{description}");
 
     // A valid certificate of the CA that is not the device's current identity.
-    let current = FileKey::generate(&dir.path().join("stale.key")).unwrap();
-    let stale = ca
-        .issue(
-            &DeviceSubject {
-                gateway_id: "face-test",
-                device_id: "thermostat-1",
-                protocol: "memory",
-                address: "memory:thermostat-1",
-            },
-            &current,
-            Duration::from_secs(24 * 3600),
-            SystemTime::now(),
-            None,
-        )
-        .unwrap();
-    let stale_pem = dir.path().join("stale.pem");
-    std::fs::write(&stale_pem, &stale.pem).unwrap();
-    let (code, description) = manage(
-        &h,
-        Some((&stale_pem, &dir.path().join("stale.key"))),
-        "Enroll",
-        &args,
-    )
-    .await
-    .upnp_error();
+    let (stale_pem, stale_key) =
+        thermostat_certificate(&ca, dir.path(), "stale", SystemTime::now());
+    let (code, description) = manage(&h, Some((&stale_pem, &stale_key)), "Enroll", &args)
+        .await
+        .upnp_error();
     assert_eq!(code, 606);
     assert!(
         description.contains("not its current identity"),

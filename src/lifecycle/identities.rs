@@ -337,14 +337,6 @@ impl Identities {
             .map(|(id, _)| id)
     }
 
-    /// Whether the certificate with `serial` was revoked.
-    pub fn is_revoked(&self, serial: &str) -> Result<bool, IdentityError> {
-        Ok(self
-            .registry
-            .get_record::<RevocationRecord>(RecordTable::Revocations, serial)?
-            .is_some())
-    }
-
     /// The CRL (PEM), signed again when half its validity is gone.
     pub fn crl_pem(&self, now: SystemTime) -> Result<String, IdentityError> {
         if let Some((pem, made)) = &*self.crl.read().unwrap_or_else(|e| e.into_inner())

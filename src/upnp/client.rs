@@ -62,19 +62,11 @@ pub fn certificates_from_pem_file(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    let err = |why: String| ClientError::File {
+    crate::upnp::tls::pem_certificates(path).map_err(|why| ClientError::File {
         what,
         path: path.to_owned(),
         why,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("holds no PEM certificate".into()));
-    }
-    Ok(certs)
+    })
 }
 
 /// Why a call or GET failed.

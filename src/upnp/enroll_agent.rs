@@ -39,22 +39,16 @@ pub struct Controller {
     pub https: SocketAddr,
     /// The gateway's own TLS certificate, pinned.
     pub certificate: CertificateDer<'static>,
-    /// The HTTP listener, for the description URLs sent with Enroll.
-    pub http: SocketAddr,
 }
 
 impl Controller {
-    /// The gateway certificate (first PEM certificate of `path`) and listeners.
-    pub fn new(https: SocketAddr, http: SocketAddr, certificate: &std::path::Path) -> Option<Self> {
+    /// The gateway certificate (first PEM certificate of `path`) and its HTTPS listener.
+    pub fn new(https: SocketAddr, certificate: &std::path::Path) -> Option<Self> {
         let certificate = CertificateDer::pem_file_iter(certificate)
             .ok()?
             .next()?
             .ok()?;
-        Some(Self {
-            https,
-            certificate,
-            http,
-        })
+        Some(Self { https, certificate })
     }
 
     fn base(&self) -> String {
@@ -171,15 +165,9 @@ async fn enroll_once(
     )
     .map_err(|e| e.to_string())?;
     let url = format!(
-        "http://{}{}",
-        SocketAddr::new(
-            state
-                .default_host
-                .trim_matches(['[', ']'])
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
-            controller.http.port()
-        ),
+        "http://{}:{}{}",
+        state.default_host,
+        state.http_port,
         description::description_path(device.udn)
     );
     let control = format!(

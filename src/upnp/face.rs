@@ -199,7 +199,7 @@ impl UpnpFace {
         if let (Some(https), Some(certificate), Some(_)) =
             (https_addr, &gateway_certificate, &state.identities)
         {
-            match enroll_agent::Controller::new(https, http_addr, certificate) {
+            match enroll_agent::Controller::new(https, certificate) {
                 Some(controller) => tasks.push(tokio::spawn(enroll_agent::run(
                     Arc::clone(&state),
                     controller,

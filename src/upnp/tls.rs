@@ -43,20 +43,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Every PEM certificate in `path`; a file that cannot be read or holds none is an error in
+/// words (the caller names the file's role).
+pub fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certs)
+}
+
 fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |why: String| TlsError::File {
+    pem_certificates(path).map_err(|why| TlsError::File {
         what,
         path: path.to_owned(),
         why,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("holds no PEM certificate".into()));
-    }
-    Ok(certs)
+    })
 }
 
 /// The server configuration for the HTTPS listener. Client certificates are asked for and
@@ -176,41 +181,50 @@ impl ClientTrust {
         device_cas: &[std::path::PathBuf],
         issuing_ca_pem: Option<&str>,
     ) -> Result<Self, TlsError> {
-        let operator_certificates = certificates("[trust] operator_ca", operator_ca)?;
-        let operators = roots("[trust] operator_ca", operator_ca)?;
+        // Every file is read once: (where it came from, certificate).
+        let operator_certificates: Vec<(String, CertificateDer<'static>)> =
+            certificates("[trust] operator_ca", operator_ca)?
+                .into_iter()
+                .map(|c| (operator_ca.display().to_string(), c))
+                .collect();
+        let mut vendor_certificates = Vec::new();
+        for path in device_cas {
+            for ca in certificates("[trust] device_cas", path)? {
+                vendor_certificates.push((path.display().to_string(), ca));
+            }
+        }
+        let mut issuing_certificates = Vec::new();
+        if let Some(pem) = issuing_ca_pem {
+            for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let ca = ca.map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
+                issuing_certificates.push(("the issuing CA".to_owned(), ca));
+            }
+        }
+        separate(
+            &operator_certificates,
+            vendor_certificates.iter().chain(&issuing_certificates),
+        )?;
+
+        let operators = roots("[trust] operator_ca", &operator_certificates)?;
         let mut hints: Vec<rustls::DistinguishedName> = operators.subjects();
         let operators =
             WebPkiClientVerifier::builder_with_provider(Arc::new(operators), provider())
                 .build()
                 .map_err(|e| TlsError::Verifier(e.to_string()))?;
-        let mut devices = RootCertStore::empty();
-        for path in device_cas {
-            for ca in certificates("[trust] device_cas", path)? {
-                devices.add(ca).map_err(|e| TlsError::File {
-                    what: "[trust] device_cas",
-                    path: path.clone(),
-                    why: e.to_string(),
-                })?;
-            }
-        }
-        let evidence = if devices.is_empty() {
+        let vendors = roots("[trust] device_cas", &vendor_certificates)?;
+        let evidence = if vendors.is_empty() {
             None
         } else {
             Some(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(devices.clone()), provider())
+                WebPkiClientVerifier::builder_with_provider(Arc::new(vendors), provider())
                     .build()
                     .map_err(|e| TlsError::Verifier(e.to_string()))?,
             )
         };
-        if let Some(pem) = issuing_ca_pem {
-            for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let ca = ca.map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
-                devices
-                    .add(ca)
-                    .map_err(|e| TlsError::Verifier(format!("issuing CA: {e}")))?;
-            }
-        }
-        separate(&operator_certificates, device_cas, issuing_ca_pem)?;
+        let devices = roots(
+            "[trust] device_cas or the issuing CA",
+            &[vendor_certificates, issuing_certificates].concat(),
+        )?;
         hints.extend(devices.subjects());
         let device_roots = (!devices.is_empty()).then(|| Arc::new(devices));
         let trust = Self {
@@ -318,10 +332,9 @@ impl ClientTrust {
 /// Refuses trust where a device certificate would pass as an operator's: a device CA that is
 /// an operator CA, or is issued by one (every certificate it issues would chain to the
 /// operator CA too).
-fn separate(
-    operators: &[CertificateDer<'static>],
-    device_cas: &[std::path::PathBuf],
-    issuing_ca_pem: Option<&str>,
+fn separate<'a>(
+    operators: &[(String, CertificateDer<'static>)],
+    devices: impl Iterator<Item = &'a (String, CertificateDer<'static>)>,
 ) -> Result<(), TlsError> {
     let names = |der: &CertificateDer<'_>| {
         x509_parser::parse_x509_certificate(der.as_ref())
@@ -330,20 +343,9 @@ fn separate(
     };
     let operator_subjects: Vec<Vec<u8>> = operators
         .iter()
-        .filter_map(|c| names(c).map(|(subject, _)| subject))
+        .filter_map(|(_, c)| names(c).map(|(subject, _)| subject))
         .collect();
-    let mut devices: Vec<(String, CertificateDer<'static>)> = Vec::new();
-    for path in device_cas {
-        for ca in certificates("[trust] device_cas", path)? {
-            devices.push((path.display().to_string(), ca));
-        }
-    }
-    if let Some(pem) = issuing_ca_pem {
-        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()).flatten() {
-            devices.push(("the issuing CA".to_owned(), ca));
-        }
-    }
-    for (source, ca) in &devices {
+    for (source, ca) in devices {
         let Some((subject, issuer)) = names(ca) else {
             continue;
         };
@@ -356,12 +358,16 @@ fn separate(
     Ok(())
 }
 
-fn roots(what: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+/// A root store of `certificates` (each with the file it came from, for errors).
+fn roots(
+    what: &'static str,
+    certificates: &[(String, CertificateDer<'static>)],
+) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for ca in certificates(what, path)? {
-        roots.add(ca).map_err(|e| TlsError::File {
+    for (source, ca) in certificates {
+        roots.add(ca.clone()).map_err(|e| TlsError::File {
             what,
-            path: path.to_owned(),
+            path: source.into(),
             why: e.to_string(),
         })?;
     }

@@ -14,6 +14,7 @@ use rcgen::{
 };
 
 use super::keys::{FileKey, KeyError, SigningKeyHandle};
+use crate::firmware::store::hex;
 
 /// Why the CA could not be loaded or could not sign.
 #[derive(Debug, thiserror::Error)]
@@ -280,10 +281,6 @@ fn random_serial() -> SerialNumber {
     rand::rng().fill_bytes(&mut bytes);
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&bytes)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Vec<u8> {

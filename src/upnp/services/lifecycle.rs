@@ -733,7 +733,7 @@ impl Presented {
         Ok(Self {
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
-            serial: crate::lifecycle::pki::ca::hex(cert.raw_serial()),
+            serial: crate::firmware::store::hex(cert.raw_serial()),
             names,
         })
     }
@@ -769,7 +769,7 @@ fn parse_urn(uri: &str) -> Option<(String, String, String)> {
 
 /// SHA-256 (hex) of the evidence.
 fn evidence_sha256(evidence: &IdentityEvidence) -> Option<String> {
-    let hex = |b: &[u8]| crate::lifecycle::pki::ca::hex(b);
+    let hex = |b: &[u8]| crate::firmware::store::hex(b);
     match evidence {
         IdentityEvidence::Certificate { der } => Some(hex(&sha2::Sha256::digest(der))),
         IdentityEvidence::InstallCode { sha256 } => Some(hex(sha256)),
